@@ -1,0 +1,89 @@
+# One entry point for every task; `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+COMPOSE ?= docker compose
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/python: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+.PHONY: install
+install: $(BIN)/python ## Create .venv with the app and its dev tools
+
+.env:
+	$(BIN)/python scripts/init_env.py
+
+# --- Local development (no Docker) ---------------------------------------------
+.PHONY: dev
+dev: install .env ## Run the API on http://127.0.0.1:8000 with reload (embedded Postgres if none answers)
+	$(BIN)/python -m app.main
+
+.PHONY: test
+test: install ## Run the app's test suite against a real (embedded) Postgres
+	$(BIN)/pytest tests --ignore=tests/stack
+
+.PHONY: lint
+lint: install ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: fmt
+fmt: install ## Format and auto-fix with ruff
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: bench
+bench: install ## Throughput and latency benchmark of the API on the embedded Postgres
+	$(BIN)/python -m tests.bench
+
+# --- The compose stack ---------------------------------------------------------
+.PHONY: up
+up: .env ## Build and start the stack, wait until healthy, print the URL
+	scripts/stack.sh up
+
+.PHONY: down
+down: ## Stop the stack (data stays in its volumes)
+	$(COMPOSE) down
+
+.PHONY: logs
+logs: ## Follow the stack's logs
+	$(COMPOSE) logs -f --tail=200
+
+.PHONY: ps
+ps: ## Show the stack's services and their health
+	$(COMPOSE) ps
+
+.PHONY: migrate
+migrate: ## Apply database migrations (in the running stack, else on the local database)
+	scripts/stack.sh migrate
+
+.PHONY: superuser
+superuser: ## Create the first superuser from .env if it does not exist
+	scripts/stack.sh superuser
+
+.PHONY: backup
+backup: ## Dump the stack's database to backups/<timestamp>.dump
+	scripts/stack.sh backup
+
+.PHONY: restore
+restore: ## Restore the stack's database: make restore FILE=backups/<file>.dump
+	scripts/stack.sh restore "$(FILE)"
+
+.PHONY: deploy
+deploy: ## Deploy with compose to the current docker context (what CI's deploy job runs)
+	scripts/deploy.sh
+
+.PHONY: test-stack
+test-stack: install ## End-to-end: real engine, Traefik, ACME CA, Postgres and Chromium
+	scripts/test-stack.sh

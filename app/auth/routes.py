@@ -1,0 +1,210 @@
+"""Routes of the token flow: `/api/auth/…` and `/api/token/…`."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from app.auth import service as auth_service
+from app.auth.sessions import open_session
+from app.dependencies import CurrentUser, SessionDep, SettingsDep, client_address
+from app.exceptions import (
+    EmailTaken,
+    InvalidCredentials,
+    NotAuthenticated,
+    TooManyAttempts,
+    error_responses,
+)
+from app.schema.auth import (
+    PasswordLogin,
+    RefreshRequest,
+    RegisterOut,
+    TokenPair,
+    Verified,
+    VerifyRequest,
+)
+from app.schema.users import UserOut, UserRegister
+from app.services import users as users_service
+
+auth_router = APIRouter(prefix="/api/auth", tags=["auth"])
+token_router = APIRouter(prefix="/api/token", tags=["auth"])
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+OAUTH2_FORM_SCHEMA = {
+    "type": "object",
+    "required": ["username", "password"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["password"]},
+        "username": {"type": "string", "description": "Your email."},
+        "password": {"type": "string", "format": "password"},
+        "scope": {"type": "string", "default": ""},
+    },
+}
+
+
+def _validation_error(exc: ValidationError, location: str) -> RequestValidationError:
+    errors = exc.errors(include_url=False)
+    for error in errors:
+        error["loc"] = (location, *error["loc"])
+    return RequestValidationError(errors)
+
+
+async def read_login(request: Request) -> PasswordLogin:
+    """The OAuth2 password form (what *Authorize* in /docs sends) or a JSON body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if content_type == "application/json":
+            try:
+                body: Any = await request.json()
+            except ValueError:
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "json_invalid",
+                            "loc": ("body",),
+                            "msg": "Body is not valid JSON",
+                            "input": None,
+                        }
+                    ]
+                ) from None
+            return PasswordLogin.model_validate(body)
+        if content_type in FORM_TYPES:
+            form = await request.form()
+            grant_type = form.get("grant_type")
+            if grant_type not in (None, "", "password"):
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "value_error",
+                            "loc": ("body", "grant_type"),
+                            "msg": "grant_type must be 'password'",
+                            "input": grant_type,
+                        }
+                    ]
+                )
+            return PasswordLogin.model_validate(
+                {"email": form.get("username"), "password": form.get("password")}
+            )
+    except ValidationError as exc:
+        raise _validation_error(exc, "body") from None
+    raise RequestValidationError(
+        [
+            {
+                "type": "content_type",
+                "loc": ("body",),
+                "msg": "Send an OAuth2 password form (application/x-www-form-urlencoded) or JSON",
+                "input": content_type,
+            }
+        ]
+    )
+
+
+@auth_router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RegisterOut,
+    summary="Register and receive a token pair",
+    responses=error_responses(EmailTaken),
+)
+async def register(data: UserRegister, session: SessionDep, settings: SettingsDep) -> RegisterOut:
+    """Create an account and log it in at once: the answer carries the new **user**
+    and an **access/refresh token pair**, as `/api/token/` would."""
+    user = await users_service.create_user(
+        session=session,
+        settings=settings,
+        email=data.email,
+        password=data.password,
+        full_name=data.full_name,
+    )
+    pair = await open_session(session=session, settings=settings, user=user)
+    await session.commit()
+    return RegisterOut(user=UserOut.model_validate(user), **pair.model_dump())
+
+
+@token_router.post(
+    "/",
+    response_model=TokenPair,
+    summary="Log in: trade email and password for a token pair",
+    responses=error_responses(InvalidCredentials, TooManyAttempts),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": OAUTH2_FORM_SCHEMA},
+                "application/json": {"schema": PasswordLogin.model_json_schema()},
+            },
+        }
+    },
+)
+async def issue_tokens(
+    request: Request,
+    credentials: Annotated[PasswordLogin, Depends(read_login)],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> TokenPair:
+    """Accepts the **OAuth2 password form** (`username` is the email) — what the
+    *Authorize* button sends — or JSON `{"email", "password"}`.
+
+    An unknown email and a wrong password get the same `401`, in the same time.
+    Repeated failures from one address for one email are answered `429`.
+    """
+    return await auth_service.login(
+        session=session,
+        settings=settings,
+        email=credentials.email,
+        password=credentials.password,
+        client=client_address(request),
+    )
+
+
+@token_router.post(
+    "/refresh",
+    response_model=TokenPair,
+    summary="Rotate: spend a refresh token for a new pair",
+    responses=error_responses(NotAuthenticated),
+)
+async def refresh_tokens(
+    data: RefreshRequest, session: SessionDep, settings: SettingsDep
+) -> TokenPair:
+    """Each refresh token works **once**. Presenting one that was already spent
+    revokes its whole session (RFC 9700 §4.14.2): log in again."""
+    return await auth_service.refresh(
+        session=session, settings=settings, refresh_token=data.refresh_token
+    )
+
+
+@token_router.post(
+    "/verify",
+    response_model=Verified,
+    summary="Check an access token",
+    responses=error_responses(NotAuthenticated),
+)
+async def verify_token(data: VerifyRequest, session: SessionDep, settings: SettingsDep) -> Verified:
+    """`200 {}` when the token is a valid, unrevoked access token of an active user."""
+    await auth_service.user_from_access_token(session=session, settings=settings, token=data.token)
+    return Verified()
+
+
+@auth_router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Log out one session",
+    responses=error_responses(NotAuthenticated),
+)
+async def logout(data: RefreshRequest, session: SessionDep, settings: SettingsDep) -> None:
+    """Revokes the session the refresh token belongs to — every token rotated from
+    it, and its access tokens too."""
+    await auth_service.logout(session=session, settings=settings, refresh_token=data.refresh_token)
+
+
+@auth_router.post(
+    "/logout-all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Log out everywhere",
+    responses=error_responses(NotAuthenticated),
+)
+async def logout_all(user: CurrentUser, session: SessionDep) -> None:
+    """Revokes **every** session of the caller; their access tokens stop working now."""
+    assert user.id is not None
+    await auth_service.logout_everywhere(session=session, user_id=user.id)

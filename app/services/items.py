@@ -1,0 +1,144 @@
+"""Items, scoped to their owner in every query (an admin sees all)."""
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Select, func, or_, select
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.exceptions import NotFound
+from app.models.models import Item, User, utcnow
+from app.schema.common import Page
+from app.schema.items import ItemCreate, ItemOut, ItemPatch
+from app.services.paging import Paging, SortOrder
+
+ITEM_NOT_FOUND = "Item not found"
+
+
+class ItemFilters(BaseModel):
+    q: str | None = None
+    tag: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+
+
+def _visible_to(viewer: User, statement: Select[Any]) -> Select[Any]:
+    if viewer.is_superuser:
+        return statement
+    return statement.where(col(Item.owner_id) == viewer.id)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filtered(statement: Select[Any], filters: ItemFilters) -> Select[Any]:
+    if filters.q:
+        pattern = f"%{_escape_like(filters.q)}%"
+        statement = statement.where(
+            or_(
+                col(Item.name).ilike(pattern, escape="\\"),
+                col(Item.description).ilike(pattern, escape="\\"),
+            )
+        )
+    if filters.tag:
+        statement = statement.where(col(Item.tags).contains([filters.tag]))
+    if filters.min_price is not None:
+        statement = statement.where(col(Item.price) >= filters.min_price)
+    if filters.max_price is not None:
+        statement = statement.where(col(Item.price) <= filters.max_price)
+    return statement
+
+
+def _stored(data: ItemCreate | ItemPatch, *, fields: set[str] | None = None) -> dict[str, Any]:
+    values = data.model_dump(mode="python", include=fields, exclude_unset=fields is None)
+    if values.get("image") is not None:
+        values["image"] = data.image.model_dump(mode="json") if data.image else None
+    return values
+
+
+async def create_item(*, session: AsyncSession, owner: User, data: ItemCreate) -> ItemOut:
+    assert owner.id is not None
+    item = Item(owner_id=owner.id, **_stored(data, fields=set(ItemCreate.model_fields)))
+    session.add(item)
+    await session.commit()
+    return ItemOut.model_validate(item)
+
+
+async def list_items(
+    *,
+    session: AsyncSession,
+    viewer: User,
+    filters: ItemFilters,
+    paging: Paging,
+    order: SortOrder,
+) -> Page[ItemOut]:
+    matching = _filtered(_visible_to(viewer, select(Item)), filters)
+    total = (
+        await session.execute(select(func.count()).select_from(matching.subquery()))
+    ).scalar_one()
+    rows = await session.execute(
+        matching.order_by(*order.clauses(Item), col(Item.id))
+        .limit(paging.limit)
+        .offset(paging.offset)
+    )
+    return Page[ItemOut](
+        items=[ItemOut.model_validate(item) for item in rows.scalars()],
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+
+
+async def _get_visible(
+    *, session: AsyncSession, viewer: User, item_id: int, for_update: bool = False
+) -> Item:
+    statement = _visible_to(viewer, select(Item).where(col(Item.id) == item_id))
+    if for_update:
+        statement = statement.with_for_update()
+    item: Item | None = (await session.execute(statement)).scalar_one_or_none()
+    if item is None:
+        # Another user's item is indistinguishable from a missing one.
+        raise NotFound(ITEM_NOT_FOUND)
+    return item
+
+
+async def get_item(*, session: AsyncSession, viewer: User, item_id: int) -> ItemOut:
+    return ItemOut.model_validate(
+        await _get_visible(session=session, viewer=viewer, item_id=item_id)
+    )
+
+
+async def _apply(*, session: AsyncSession, item: Item, values: dict[str, Any]) -> ItemOut:
+    for field, value in values.items():
+        setattr(item, field, value)
+    item.updated_at = utcnow()
+    session.add(item)
+    await session.commit()
+    return ItemOut.model_validate(item)
+
+
+async def replace_item(
+    *, session: AsyncSession, viewer: User, item_id: int, data: ItemCreate
+) -> ItemOut:
+    """PUT: every field takes the new value; absent optional fields are cleared."""
+    item = await _get_visible(session=session, viewer=viewer, item_id=item_id, for_update=True)
+    return await _apply(
+        session=session, item=item, values=_stored(data, fields=set(ItemCreate.model_fields))
+    )
+
+
+async def patch_item(
+    *, session: AsyncSession, viewer: User, item_id: int, data: ItemPatch
+) -> ItemOut:
+    """PATCH: only the fields present in the request change."""
+    item = await _get_visible(session=session, viewer=viewer, item_id=item_id, for_update=True)
+    return await _apply(session=session, item=item, values=_stored(data))
+
+
+async def delete_item(*, session: AsyncSession, viewer: User, item_id: int) -> None:
+    item = await _get_visible(session=session, viewer=viewer, item_id=item_id)
+    await session.delete(item)
+    await session.commit()
