@@ -6,8 +6,8 @@ Access tokens name their session (`sid`), so revoking it ends them at once.
 
 import hashlib
 
-from sqlalchemy import and_, delete, func, select, update
-from sqlmodel import col
+from sqlalchemy import and_, delete, func, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import passwords, tokens
@@ -26,7 +26,7 @@ def _throttle_key(email: str, client: str) -> str:
 async def _check_throttle(*, session: AsyncSession, settings: Settings, key: str) -> None:
     since = utcnow() - settings.LOGIN_FAILURE_WINDOW
     count, oldest = (
-        await session.execute(
+        await session.exec(
             select(func.count(), func.min(col(LoginFailure.failed_at))).where(
                 col(LoginFailure.key) == key, col(LoginFailure.failed_at) > since
             )
@@ -38,7 +38,7 @@ async def _check_throttle(*, session: AsyncSession, settings: Settings, key: str
 
 
 async def _record_failure(*, session: AsyncSession, settings: Settings, key: str) -> None:
-    await session.execute(
+    await session.exec(
         delete(LoginFailure).where(
             col(LoginFailure.key) == key,
             col(LoginFailure.failed_at) <= utcnow() - settings.LOGIN_FAILURE_WINDOW,
@@ -64,7 +64,7 @@ async def login(
     if user is None or not authenticated or not user.is_active:
         await _record_failure(session=session, settings=settings, key=key)
         raise InvalidCredentials()
-    await session.execute(delete(LoginFailure).where(col(LoginFailure.key) == key))
+    await session.exec(delete(LoginFailure).where(col(LoginFailure.key) == key))
     pair = await open_session(session=session, settings=settings, user=user)
     await session.commit()
     return pair
@@ -86,7 +86,7 @@ async def refresh(*, session: AsyncSession, settings: Settings, refresh_token: s
     live_session = select(col(AuthSession.id)).where(
         col(AuthSession.id) == claims.session_id, col(AuthSession.revoked_at).is_(None)
     )
-    spent = await session.execute(
+    spent = await session.exec(
         update(RefreshToken)
         .where(
             col(RefreshToken.jti) == claims.jti,
@@ -143,8 +143,8 @@ async def logout_everywhere(*, session: AsyncSession, user_id: int) -> None:
 async def user_from_access_token(*, session: AsyncSession, settings: Settings, token: str) -> User:
     """The active user behind a valid access token whose session is still live."""
     claims = _read(token, settings=settings, expected=tokens.TokenType.ACCESS)
-    user: User | None = (
-        await session.execute(
+    user = (
+        await session.exec(
             select(User)
             .join(AuthSession, col(AuthSession.user_id) == User.id)
             .where(
@@ -154,7 +154,7 @@ async def user_from_access_token(*, session: AsyncSession, settings: Settings, t
                 col(AuthSession.revoked_at).is_(None),
             )
         )
-    ).scalar_one_or_none()
+    ).one_or_none()
     if user is None:
         raise NotAuthenticated()
     return user

@@ -63,7 +63,7 @@ async def open_session(*, session: AsyncSession, settings: Settings, user: User)
 
 
 async def revoke_sessions(*, session: AsyncSession, where: ColumnElement[bool]) -> None:
-    await session.execute(
+    await session.exec(
         update(AuthSession)
         .where(where, col(AuthSession.revoked_at).is_(None))
         .values(revoked_at=utcnow())

@@ -4,8 +4,9 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, func, or_, select
-from sqlmodel import col
+from sqlalchemy import func, or_
+from sqlmodel.sql.expression import SelectOfScalar
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.exceptions import NotFound
@@ -24,7 +25,7 @@ class ItemFilters(BaseModel):
     max_price: Decimal | None = None
 
 
-def _visible_to(viewer: User, statement: Select[Any]) -> Select[Any]:
+def _visible_to(viewer: User, statement: SelectOfScalar[Item]) -> SelectOfScalar[Item]:
     if viewer.is_superuser:
         return statement
     return statement.where(col(Item.owner_id) == viewer.id)
@@ -34,7 +35,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(statement: Select[Any], filters: ItemFilters) -> Select[Any]:
+def _filtered(statement: SelectOfScalar[Item], filters: ItemFilters) -> SelectOfScalar[Item]:
     if filters.q:
         pattern = f"%{_escape_like(filters.q)}%"
         statement = statement.where(
@@ -76,16 +77,14 @@ async def list_items(
     order: SortOrder,
 ) -> Page[ItemOut]:
     matching = _filtered(_visible_to(viewer, select(Item)), filters)
-    total = (
-        await session.execute(select(func.count()).select_from(matching.subquery()))
-    ).scalar_one()
-    rows = await session.execute(
+    total = (await session.exec(select(func.count()).select_from(matching.subquery()))).one()
+    rows = await session.exec(
         matching.order_by(*order.clauses(Item), col(Item.id))
         .limit(paging.limit)
         .offset(paging.offset)
     )
     return Page[ItemOut](
-        items=[ItemOut.model_validate(item) for item in rows.scalars()],
+        items=[ItemOut.model_validate(item) for item in rows],
         total=total,
         limit=paging.limit,
         offset=paging.offset,
@@ -98,7 +97,7 @@ async def _get_visible(
     statement = _visible_to(viewer, select(Item).where(col(Item.id) == item_id))
     if for_update:
         statement = statement.with_for_update()
-    item: Item | None = (await session.execute(statement)).scalar_one_or_none()
+    item = (await session.exec(statement)).one_or_none()
     if item is None:
         # Another user's item is indistinguishable from a missing one.
         raise NotFound(ITEM_NOT_FOUND)

@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import passwords
@@ -25,8 +25,8 @@ def normalize_email(email: str) -> str:
 
 
 async def find_by_email(*, session: AsyncSession, email: str) -> User | None:
-    result = await session.execute(select(User).where(col(User.email) == normalize_email(email)))
-    return result.scalar_one_or_none()
+    result = await session.exec(select(User).where(col(User.email) == normalize_email(email)))
+    return result.one_or_none()
 
 
 async def create_user(
@@ -57,15 +57,15 @@ async def get_user(*, session: AsyncSession, user_id: int) -> User:
 
 
 async def list_users(*, session: AsyncSession, paging: Paging, order: SortOrder) -> Page[UserOut]:
-    total = (await session.execute(select(func.count()).select_from(User))).scalar_one()
-    rows = await session.execute(
+    total = (await session.exec(select(func.count()).select_from(User))).one()
+    rows = await session.exec(
         select(User)
         .order_by(*order.clauses(User), col(User.id))
         .limit(paging.limit)
         .offset(paging.offset)
     )
     return Page[UserOut](
-        items=[UserOut.model_validate(user) for user in rows.scalars()],
+        items=[UserOut.model_validate(user) for user in rows],
         total=total,
         limit=paging.limit,
         offset=paging.offset,
@@ -75,12 +75,12 @@ async def list_users(*, session: AsyncSession, paging: Paging, order: SortOrder)
 async def _guard_last_superuser(*, session: AsyncSession, user: User) -> None:
     if not (user.is_superuser and user.is_active):
         return
-    others = await session.execute(
+    others = await session.exec(
         select(func.count())
         .select_from(User)
         .where(col(User.is_superuser), col(User.is_active), col(User.id) != user.id)
     )
-    if others.scalar_one() == 0:
+    if others.one() == 0:
         raise Conflict(LAST_SUPERUSER)
 
 
@@ -117,7 +117,7 @@ async def change_password(
         raise WrongPassword()
     hashed = await passwords.hash_password(new, rounds=settings.BCRYPT_ROUNDS)
     assert user.id is not None
-    await session.execute(
+    await session.exec(
         update(User)
         .where(col(User.id) == user.id)
         .values(hashed_password=hashed, updated_at=utcnow())
@@ -141,7 +141,7 @@ async def ensure_superuser(*, session: AsyncSession, settings: Settings) -> bool
     hashed = await passwords.hash_password(
         settings.FIRST_SUPERUSER_PASSWORD.get_secret_value(), rounds=settings.BCRYPT_ROUNDS
     )
-    result = await session.execute(
+    result = await session.exec(
         insert(User)
         .values(
             email=normalize_email(settings.FIRST_SUPERUSER_EMAIL),

