@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Annotated, Literal, Self
 
 from pydantic import (
+    BeforeValidator,
     EmailStr,
     Field,
     SecretStr,
@@ -24,7 +25,16 @@ MIN_SECRET_KEY_LENGTH = 32
 DEFAULT_POSTGRES_PORT = 5432
 
 Environment = Literal["local", "test", "staging", "production"]
-PositiveDuration = Annotated[timedelta, Field(gt=timedelta(0))]
+
+
+def _seconds_or_iso(value: object) -> object:
+    """Environment values are strings: "900" means seconds, "PT15M" is ISO 8601."""
+    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        return float(value)
+    return value
+
+
+PositiveDuration = Annotated[timedelta, BeforeValidator(_seconds_or_iso), Field(gt=timedelta(0))]
 
 
 class Settings(BaseSettings):

@@ -4,6 +4,7 @@ If the configured Postgres does not answer, an embedded one is started with its
 data in `.local/postgres` (git-ignored), using the same user, password and database.
 """
 
+import argparse
 import asyncio
 import atexit
 import logging
@@ -19,8 +20,19 @@ from app.prestart import prepare
 logger = logging.getLogger("app.devserver")
 
 ROOT = Path(__file__).resolve().parent.parent
-EMBEDDED_DATA_DIR = ROOT / ".local" / "postgres"
-HOST, PORT = "127.0.0.1", 8000
+HOST = "127.0.0.1"
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app.main", description=__doc__)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=ROOT / ".local" / "postgres",
+        help="where the embedded Postgres keeps its data",
+    )
+    return parser.parse_args()
 
 
 async def _answers(settings: Settings) -> bool:
@@ -31,18 +43,19 @@ async def _answers(settings: Settings) -> bool:
         await engine.dispose()
 
 
-def _start_embedded(settings: Settings) -> None:
+def _start_embedded(settings: Settings, data_dir: Path) -> None:
     from app.database.embedded import EmbeddedPostgres, free_port, port_is_free
 
     port = settings.postgres_port if port_is_free(settings.postgres_port) else free_port()
     server = EmbeddedPostgres(
-        EMBEDDED_DATA_DIR,
+        data_dir,
         port=port,
         user=settings.POSTGRES_USER,
         password=settings.POSTGRES_PW.get_secret_value(),
         database=settings.POSTGRES_DB,
     )
     server.start()
+    atexit.register(server.stop)
     # The reloader's worker process reads its settings from the environment.
     os.environ["POSTGRES_URL"] = f"127.0.0.1:{port}"
     get_settings.cache_clear()
@@ -51,18 +64,19 @@ def _start_embedded(settings: Settings) -> None:
         "(data: %s, log: %s). It stops when this server stops.",
         settings.POSTGRES_URL,
         port,
-        EMBEDDED_DATA_DIR,
+        data_dir,
         server.log_file,
     )
-    atexit.register(server.stop)
 
 
 def run() -> None:
+    arguments = _arguments()
     settings = get_settings()
     logging.basicConfig(level=settings.LOG_LEVEL, format="%(levelname)s %(name)s: %(message)s")
     if not asyncio.run(_answers(settings)):
-        _start_embedded(settings)
+        _start_embedded(settings, arguments.data_dir)
         settings = get_settings()
     asyncio.run(prepare(settings, wait_seconds=10))
-    logger.warning("API on http://%s:%s — docs at http://%s:%s/docs", HOST, PORT, HOST, PORT)
-    uvicorn.run("app.main:app", host=HOST, port=PORT, reload=True, reload_dirs=[str(ROOT / "app")])
+    port = arguments.port
+    logger.warning("API on http://%s:%s — docs at http://%s:%s/docs", HOST, port, HOST, port)
+    uvicorn.run("app.main:app", host=HOST, port=port, reload=True, reload_dirs=[str(ROOT / "app")])

@@ -105,6 +105,8 @@ class EmbeddedPostgres:
             if self._run_as:
                 entry = pwd.getpwnam(self._run_as)
                 os.chown(pwfile.name, entry.pw_uid, entry.pw_gid)
+            # With no password configured, loopback clients are trusted (dev only).
+            host_auth = "scram-sha-256" if self.password else "trust"
             self._run(
                 "initdb",
                 "-D",
@@ -113,7 +115,7 @@ class EmbeddedPostgres:
                 self.user,
                 f"--pwfile={pwfile.name}",
                 "--auth-local=trust",
-                "--auth-host=scram-sha-256",
+                f"--auth-host={host_auth}",
                 "--encoding=UTF8",
                 "--no-locale",
             )
@@ -146,7 +148,11 @@ class EmbeddedPostgres:
             f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
             "start",
         )
-        self._create_database()
+        try:
+            self._create_database()
+        except Exception:
+            self.stop()
+            raise
         logger.info("embedded PostgreSQL on 127.0.0.1:%s, data in %s", self.port, self.data_dir)
 
     def _create_database(self) -> None:
@@ -154,7 +160,7 @@ class EmbeddedPostgres:
             host="127.0.0.1",
             port=self.port,
             user=self.user,
-            password=self.password,
+            password=self.password or None,
             dbname="postgres",
             autocommit=True,
         ) as connection:

@@ -5,9 +5,9 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func, or_
-from sqlmodel.sql.expression import SelectOfScalar
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.exceptions import NotFound
 from app.models.models import Item, User, utcnow

@@ -1,0 +1,72 @@
+from typing import Any
+
+import httpx
+import pytest
+
+
+@pytest.fixture
+async def schema(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_the_authorize_button_uses_the_password_flow_at_api_token(
+    schema: dict[str, Any],
+) -> None:
+    schemes = schema["components"]["securitySchemes"]
+    (scheme,) = schemes.values()
+    assert scheme["type"] == "oauth2"
+    assert scheme["flows"]["password"]["tokenUrl"] == "/api/token/"
+
+
+async def test_every_operation_has_a_tag_and_a_summary(schema: dict[str, Any]) -> None:
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert operation.get("tags"), (method, path)
+            assert operation.get("summary"), (method, path)
+
+
+async def test_protected_operations_document_their_401(schema: dict[str, Any]) -> None:
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if operation.get("security"):
+                assert "401" in operation["responses"], (method, path)
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "code"),
+    [
+        ("/api/auth/register", "post", "409"),
+        ("/api/token/", "post", "401"),
+        ("/api/token/", "post", "429"),
+        ("/api/items/{item_id}", "get", "404"),
+        ("/api/users/", "get", "403"),
+        ("/api/users/me/password", "post", "400"),
+        ("/api/health/ready", "get", "503"),
+    ],
+)
+async def test_domain_errors_are_documented(
+    schema: dict[str, Any], path: str, method: str, code: str
+) -> None:
+    assert code in schema["paths"][path][method]["responses"]
+
+
+async def test_the_token_endpoint_documents_form_and_json_bodies(schema: dict[str, Any]) -> None:
+    content = schema["paths"]["/api/token/"]["post"]["requestBody"]["content"]
+    assert set(content) == {"application/x-www-form-urlencoded", "application/json"}
+
+
+async def test_schemas_carry_examples(schema: dict[str, Any]) -> None:
+    item = schema["components"]["schemas"]["ItemCreate"]["properties"]
+    assert item["price"].get("examples")
+    assert "description" in item["price"]
+
+
+async def test_swagger_ui_and_redoc_are_served(client: httpx.AsyncClient) -> None:
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert "swagger-ui" in docs.text
+    redoc = await client.get("/redoc")
+    assert redoc.status_code == 200
