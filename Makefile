@@ -45,7 +45,7 @@ fmt: install ## Format and auto-fix with ruff
 
 .PHONY: bench
 bench: install ## Throughput and latency benchmark of the API on the embedded Postgres
-	$(BIN)/python -m tests.bench
+	$(BIN)/python scripts/bench.py
 
 # --- The compose stack ---------------------------------------------------------
 .PHONY: up

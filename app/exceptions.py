@@ -3,7 +3,12 @@
 Services raise these; only this module knows about status codes.
 """
 
+import math
+from typing import Any
+
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 
@@ -81,8 +86,29 @@ async def _domain_error_response(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _json_safe(value: Any) -> Any:
+    """JSON has no NaN or Infinity: a body that sent them gets them back as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+async def _validation_error_response(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, but never a 500 when the offending input is NaN or Infinity."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": _json_safe(jsonable_encoder(exc.errors()))},
+    )
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error_response)
+    app.add_exception_handler(RequestValidationError, _validation_error_response)
 
 
 def error_responses(*errors: type[DomainError]) -> dict[int | str, dict[str, object]]:

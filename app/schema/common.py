@@ -29,6 +29,13 @@ class Page(BaseModel, Generic[T]):
     offset: int = Field(examples=[0])
 
 
+def reject_null(value: object) -> object:
+    """For PATCH fields that may be left out but never cleared."""
+    if value is None:
+        raise ValueError("cannot be null; leave the field out to keep it")
+    return value
+
+
 class StrictInput(BaseModel):
     """Request bodies refuse unknown fields: `id` or `owner_id` cannot be smuggled in."""
 

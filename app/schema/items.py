@@ -15,7 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-from app.schema.common import Money, StrictInput
+from app.schema.common import Money, StrictInput, reject_null
 
 MAX_TAGS = 20
 
@@ -100,12 +100,7 @@ class ItemPatch(StrictInput):
     tags: Tags | None = None
     image: Image | None = None
 
-    @field_validator("name", "price", "tags")
-    @classmethod
-    def _required_fields_cannot_be_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("cannot be null; leave the field out to keep it")
-        return value
+    _required_fields_cannot_be_null = field_validator("name", "price", "tags")(reject_null)
 
 
 class ImageOut(BaseModel):

@@ -3,10 +3,18 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from app.auth.passwords import password_problem
-from app.schema.common import StrictInput
+from app.schema.common import StrictInput, reject_null
 
 
 def _acceptable_password(password: str) -> str:
@@ -35,15 +43,20 @@ class UserRegister(StrictInput):
 
 
 class UserUpdateMe(StrictInput):
-    """Only these can be changed by the user; role and activity are the admin's."""
+    """Only these can be changed by the user; role and activity are the admin's.
+    `full_name: null` clears the name; the email cannot be cleared."""
 
     email: Email | None = None
     full_name: FullName | None = None
+
+    _email_cannot_be_null = field_validator("email")(reject_null)
 
 
 class UserUpdateAdmin(UserUpdateMe):
     is_active: bool | None = None
     is_superuser: bool | None = None
+
+    _flags_cannot_be_null = field_validator("is_active", "is_superuser")(reject_null)
 
 
 class PasswordChange(StrictInput):

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +25,16 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+async def _flush_unless_email_taken(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        if isinstance(exc.orig, UniqueViolation):
+            raise EmailTaken() from exc
+        raise
+
+
 async def find_by_email(*, session: AsyncSession, email: str) -> User | None:
     result = await session.exec(select(User).where(col(User.email) == normalize_email(email)))
     return result.one_or_none()
@@ -41,11 +52,7 @@ async def create_user(
     hashed = await passwords.hash_password(password, rounds=settings.BCRYPT_ROUNDS)
     user = User(email=normalize_email(email), hashed_password=hashed, full_name=full_name)
     session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise EmailTaken() from exc
+    await _flush_unless_email_taken(session)
     return user
 
 
@@ -97,11 +104,7 @@ async def update_user(*, session: AsyncSession, user: User, changes: dict[str, A
         setattr(user, field, value)
     user.updated_at = utcnow()
     session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise EmailTaken() from exc
+    await _flush_unless_email_taken(session)
     if changes.get("is_active") is False:
         assert user.id is not None
         await revoke_all_sessions(session=session, user_id=user.id)
