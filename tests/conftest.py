@@ -132,6 +132,35 @@ async def login(
     return body
 
 
+async def create_item(
+    client: httpx.AsyncClient, token: str, name: str = "Item", price: Any = 10, **fields: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/items/", json={"name": name, "price": price, **fields}, headers=bearer(token)
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def me(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.get("/api/users/me", headers=bearer(token))
+
+
+ROWS_OF_USER = {
+    "users": "SELECT count(*) FROM users WHERE id = :id",
+    "items": "SELECT count(*) FROM items WHERE owner_id = :id",
+    "auth_sessions": "SELECT count(*) FROM auth_sessions WHERE user_id = :id",
+}
+
+
+async def count_rows(app: FastAPI, table: str, user_id: int) -> int:
+    """How many rows of `table` belong to the user, read straight from the database."""
+    async with app.state.engine.connect() as connection:
+        count: int = await connection.scalar(text(ROWS_OF_USER[table]), {"id": user_id})
+    return count
+
+
 @pytest.fixture
 async def user_tokens(client: httpx.AsyncClient) -> dict[str, Any]:
     """A registered user ("ada@example.com") and the pair registration gave."""

@@ -4,7 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, or_
+from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -13,7 +13,7 @@ from app.exceptions import NotFound
 from app.models.models import Item, User, utcnow
 from app.schema.common import Page
 from app.schema.items import ItemCreate, ItemOut, ItemPatch
-from app.services.paging import Paging, SortOrder
+from app.services.paging import Paging, SortOrder, paginate
 
 ITEM_NOT_FOUND = "Item not found"
 
@@ -76,18 +76,13 @@ async def list_items(
     paging: Paging,
     order: SortOrder,
 ) -> Page[ItemOut]:
-    matching = _filtered(_visible_to(viewer, select(Item)), filters)
-    total = (await session.exec(select(func.count()).select_from(matching.subquery()))).one()
-    rows = await session.exec(
-        matching.order_by(*order.clauses(Item), col(Item.id))
-        .limit(paging.limit)
-        .offset(paging.offset)
-    )
-    return Page[ItemOut](
-        items=[ItemOut.model_validate(item) for item in rows],
-        total=total,
-        limit=paging.limit,
-        offset=paging.offset,
+    return await paginate(
+        session=session,
+        statement=_filtered(_visible_to(viewer, select(Item)), filters),
+        model=Item,
+        paging=paging,
+        order=order,
+        out=ItemOut,
     )
 
 

@@ -16,7 +16,7 @@ from app.exceptions import Conflict, EmailTaken, NotFound, WrongPassword
 from app.models.models import User, utcnow
 from app.schema.common import Page
 from app.schema.users import UserOut
-from app.services.paging import Paging, SortOrder
+from app.services.paging import Paging, SortOrder, paginate
 
 LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"
 
@@ -64,18 +64,13 @@ async def get_user(*, session: AsyncSession, user_id: int) -> User:
 
 
 async def list_users(*, session: AsyncSession, paging: Paging, order: SortOrder) -> Page[UserOut]:
-    total = (await session.exec(select(func.count()).select_from(User))).one()
-    rows = await session.exec(
-        select(User)
-        .order_by(*order.clauses(User), col(User.id))
-        .limit(paging.limit)
-        .offset(paging.offset)
-    )
-    return Page[UserOut](
-        items=[UserOut.model_validate(user) for user in rows],
-        total=total,
-        limit=paging.limit,
-        offset=paging.offset,
+    return await paginate(
+        session=session,
+        statement=select(User),
+        model=User,
+        paging=paging,
+        order=order,
+        out=UserOut,
     )
 
 

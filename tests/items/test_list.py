@@ -5,18 +5,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import bearer, register
-
-
-async def create_item(
-    client: httpx.AsyncClient, token: str, name: str = "Item", price: Any = 10, **fields: Any
-) -> dict[str, Any]:
-    response = await client.post(
-        "/api/items/", json={"name": name, "price": price, **fields}, headers=bearer(token)
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+from tests.conftest import bearer, create_item, register
 
 
 async def list_items(client: httpx.AsyncClient, token: str, **params: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from tests.conftest import bearer, register
+from tests.conftest import create_item as create_full_item
 
 FULL: dict[str, Any] = {
     "name": "Espresso machine",
@@ -18,10 +19,7 @@ FULL: dict[str, Any] = {
 
 
 async def create_item(client: httpx.AsyncClient, token: str, **fields: Any) -> dict[str, Any]:
-    response = await client.post("/api/items/", json={**FULL, **fields}, headers=bearer(token))
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return await create_full_item(client, token, **{**FULL, **fields})
 
 
 async def read_item(client: httpx.AsyncClient, token: str, item_id: int) -> dict[str, Any]:

@@ -5,9 +5,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
 
-from tests.conftest import PASSWORD, bearer, login, register
+from tests.conftest import PASSWORD, bearer, count_rows, login, me, register
 
 LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"
 
@@ -16,18 +15,6 @@ async def admin_call(
     client: httpx.AsyncClient, method: str, token: str, path: str = "", **kwargs: Any
 ) -> httpx.Response:
     return await client.request(method, f"/api/users/{path}", headers=bearer(token), **kwargs)
-
-
-async def me(client: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await client.get("/api/users/me", headers=bearer(token))
-
-
-async def item_count(app: FastAPI, owner_id: int) -> int:
-    async with app.state.engine.connect() as connection:
-        count: int = await connection.scalar(
-            text("SELECT count(*) FROM items WHERE owner_id = :id"), {"id": owner_id}
-        )
-    return count
 
 
 async def test_admin_lists_users_in_a_paginated_envelope(
@@ -312,13 +299,13 @@ async def test_admin_deletes_a_user_and_their_items(
             "/api/items/", json={"name": name, "price": 1}, headers=bearer(token)
         )
         assert created.status_code == 201
-    assert await item_count(app, user_id) == 3
+    assert await count_rows(app, "items", user_id) == 3
 
     admin = admin_tokens["access_token"]
     response = await admin_call(client, "DELETE", admin, str(user_id))
     assert response.status_code == 204
     assert response.content == b""
-    assert await item_count(app, user_id) == 0
+    assert await count_rows(app, "items", user_id) == 0
     assert (await admin_call(client, "GET", admin, str(user_id))).status_code == 404
     assert (await me(client, token)).status_code == 401
     listing = (await admin_call(client, "GET", admin)).json()

@@ -5,16 +5,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
 
-from tests.conftest import PASSWORD, bearer, login, register
+from tests.conftest import PASSWORD, bearer, count_rows, login, me, register
 
 USER_OUT = {"id", "email", "full_name", "is_active", "is_superuser", "created_at"}
 NEW_PASSWORD = "a brand new passphrase"
-
-
-async def me(client: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await client.get("/api/users/me", headers=bearer(token))
 
 
 async def patch_me(client: httpx.AsyncClient, token: str, body: Any) -> httpx.Response:
@@ -29,19 +24,6 @@ async def change_password(
         json={"current_password": current, "new_password": new},
         headers=bearer(token),
     )
-
-
-ROWS_OF_USER = {
-    "users": "SELECT count(*) FROM users WHERE id = :id",
-    "items": "SELECT count(*) FROM items WHERE owner_id = :id",
-    "auth_sessions": "SELECT count(*) FROM auth_sessions WHERE user_id = :id",
-}
-
-
-async def count_rows(app: FastAPI, table: str, user_id: int) -> int:
-    async with app.state.engine.connect() as connection:
-        count: int = await connection.scalar(text(ROWS_OF_USER[table]), {"id": user_id})
-    return count
 
 
 async def test_me_returns_userout_and_never_a_password(
