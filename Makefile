@@ -21,7 +21,7 @@ $(BIN)/python: requirements.txt requirements-dev.txt
 install: $(BIN)/python ## Create .venv with the app and its dev tools
 
 .env:
-	$(BIN)/python scripts/init_env.py
+	$(PYTHON) scripts/init_env.py
 
 # --- Local development (no Docker) ---------------------------------------------
 .PHONY: dev

