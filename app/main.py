@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.auth.routes import auth_router, token_router
 from app.config import Settings, get_settings
 from app.database.db import create_engine, create_session_factory
+from app.docs import add_docs
 from app.exceptions import register_exception_handlers
 from app.routes import health, items, users
 
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.settings = settings
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_exception_handlers(app)
     for router in (auth_router, token_router, users.router, items.router, health.router):
         app.include_router(router)
+    add_docs(app)
     return app
 
 

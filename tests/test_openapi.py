@@ -1,3 +1,4 @@
+import re
 from typing import Any
 
 import httpx
@@ -64,9 +65,26 @@ async def test_schemas_carry_examples(schema: dict[str, Any]) -> None:
     assert "description" in item["price"]
 
 
-async def test_swagger_ui_and_redoc_are_served(client: httpx.AsyncClient) -> None:
-    docs = await client.get("/docs")
-    assert docs.status_code == 200
-    assert "swagger-ui" in docs.text
-    redoc = await client.get("/redoc")
-    assert redoc.status_code == 200
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_docs_pages_load_every_asset_from_the_app_itself(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    response = await client.get(page)
+    assert response.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    assert sources, "the page references no assets"
+    for source in sources:
+        assert source.startswith("/"), f"{page} loads {source} from elsewhere"
+        asset = await client.get(source)
+        assert asset.status_code == 200, source
+        assert len(asset.content) > 1000, source
+
+
+async def test_swagger_ui_is_configured_for_the_password_flow(client: httpx.AsyncClient) -> None:
+    docs = (await client.get("/docs")).text
+    assert "'/openapi.json'" in docs or '"/openapi.json"' in docs
+    assert "/docs/oauth2-redirect" in docs
+    assert '"persistAuthorization": true' in docs
+    redirect = await client.get("/docs/oauth2-redirect")
+    assert redirect.status_code == 200
+    assert "oauth2" in redirect.text.lower()

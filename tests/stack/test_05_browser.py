@@ -1,10 +1,10 @@
 """A person's view: Chromium opens https://<domain>/docs and logs in with Authorize."""
 
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -12,7 +12,6 @@ from tests.stack.conftest import (
     ARTIFACTS,
     DOMAIN,
     NOTES,
-    REPO,
     Stack,
     require_tool,
     run,
@@ -20,7 +19,6 @@ from tests.stack.conftest import (
 )
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SWAGGER_UI_DIST = REPO / ".local" / "npm" / "node_modules" / "swagger-ui-dist"
 # Flags for a closed network: no background calls home, no QUIC.
 CHROMIUM_ARGS = [
     "--headless",
@@ -33,45 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     f"--host-resolver-rules=MAP {DOMAIN} 127.0.0.1",
 ]
-
-
-def stand_in_for_unreachable_cdns(page: Any) -> list[str]:
-    """Serve Swagger UI's files from npm's swagger-ui-dist when the CDN is unreachable.
-
-    FastAPI's /docs page loads Swagger UI from cdn.jsdelivr.net. A user's browser
-    reaches it; machines that reach only package registries do not, so there the
-    same files come from the npm package (like the stand-in images). Nothing is
-    substituted when the CDN answers or when the app serves the files itself.
-    The list returned names what was stood in for.
-    """
-    served: list[str] = []
-    if cdn_reachable():
-        return served
-
-    def from_npm(route: Any) -> None:
-        name = route.request.url.split("?")[0].rsplit("/", 1)[-1]
-        file = SWAGGER_UI_DIST / name
-        if not file.is_file():
-            route.abort()
-            return
-        served.append(route.request.url)
-        route.fulfill(path=str(file))
-
-    if not SWAGGER_UI_DIST.is_dir():
-        pytest.fail(
-            f"{SWAGGER_UI_DIST} is missing (scripts/test-stack.sh installs swagger-ui-dist)"
-        )
-    page.route("https://cdn.jsdelivr.net/npm/swagger-ui-dist@*/**", from_npm)
-    page.route("https://fastapi.tiangolo.com/**", lambda route: route.abort())  # the favicon
-    return served
-
-
-def cdn_reachable() -> bool:
-    try:
-        socket.getaddrinfo("cdn.jsdelivr.net", 443)
-    except OSError:
-        return False
-    return True
 
 
 def browser_home(stack: Stack, tmp_path: Path) -> Path:
@@ -118,8 +77,9 @@ def test_swagger_ui_renders_and_authorize_logs_in(
         try:
             page = browser.new_page()
             failed: list[str] = []
+            requested: list[str] = []
             page.on("requestfailed", lambda request: failed.append(request.url))
-            stood_in = stand_in_for_unreachable_cdns(page)
+            page.on("request", lambda request: requested.append(request.url))
             response = page.goto(stack.url("/docs"))
             assert response is not None
             assert response.status == 200
@@ -130,11 +90,7 @@ def test_swagger_ui_renders_and_authorize_logs_in(
                 )
             except AssertionError:
                 page.screenshot(path=str(ARTIFACTS / "swagger-failed.png"))
-                pytest.fail(
-                    f"Swagger UI did not render; requests that failed: {failed} "
-                    "(assets from a CDN cannot load where only the stack is reachable: "
-                    "the app should serve Swagger UI's files itself)"
-                )
+                pytest.fail(f"Swagger UI did not render; requests that failed: {failed}")
             expect(page.locator(".opblock").first).to_be_visible()
             assert page.locator(".opblock").count() >= 10
 
@@ -163,8 +119,7 @@ def test_swagger_ui_renders_and_authorize_logs_in(
             browser.close()
     timed("Chromium: /docs, Authorize, /api/users/me", started)
     NOTES.append(f"screenshot: {screenshot}")
-    if stood_in:
-        NOTES.append(
-            f"Swagger UI files served from npm's swagger-ui-dist (CDN unreachable): {stood_in}"
-        )
+    # Everything the page needed came from the stack itself: no CDN, no third party.
+    elsewhere = [url for url in requested if urlsplit(url).hostname != DOMAIN]
+    assert elsewhere == [], f"/docs loaded resources from elsewhere: {elsewhere}"
     assert screenshot.stat().st_size > 10_000
