@@ -7,6 +7,7 @@ data in `.local/postgres` (git-ignored), using the same user, password and datab
 import argparse
 import asyncio
 import atexit
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ logger = logging.getLogger("app.devserver")
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+ROOT_FALLBACK_DATA_DIR = Path("/var/lib/fastapi-stack-dev")
 
 
 def _arguments() -> argparse.Namespace:
@@ -44,7 +46,20 @@ async def _answers(settings: Settings) -> bool:
 
 
 def _start_embedded(settings: Settings, data_dir: Path) -> None:
-    from app.database.embedded import EmbeddedPostgres, free_port, port_is_free
+    from app.database.embedded import (
+        EmbeddedPostgres,
+        free_port,
+        port_is_free,
+        reachable_by_others,
+        runs_as_root,
+    )
+
+    if runs_as_root() and not reachable_by_others(data_dir):
+        # A checkout in root's private home: the server's own user cannot get in.
+        data_dir = ROOT_FALLBACK_DATA_DIR / hashlib.sha256(bytes(ROOT)).hexdigest()[:12]
+        logger.warning("the checkout is private to root: keeping the dev database in %s", data_dir)
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        data_dir.parent.chmod(0o755)
 
     port = settings.postgres_port if port_is_free(settings.postgres_port) else free_port()
     server = EmbeddedPostgres(

@@ -83,6 +83,16 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+def reachable_by_others(path: Path) -> bool:
+    """Whether a user who owns none of `path`'s parents can get through them."""
+    existing = [parent for parent in path.resolve().parents if parent.exists()]
+    return all(parent.stat().st_mode & 0o001 for parent in existing)
+
+
+def runs_as_root() -> bool:
+    return os.geteuid() == 0
+
+
 class EmbeddedPostgres:
     def __init__(
         self, data_dir: Path, *, port: int, user: str, password: str, database: str
@@ -92,7 +102,7 @@ class EmbeddedPostgres:
         self.user = user
         self.password = password
         self.database = database
-        self._run_as = SYSTEM_USER if os.geteuid() == 0 else None
+        self._run_as = SYSTEM_USER if runs_as_root() else None
         self._install_dir = _wheel_install_dir()
 
     @property
@@ -126,6 +136,11 @@ class EmbeddedPostgres:
                     self._run_as,
                 ],
                 check=True,
+            )
+        if not reachable_by_others(self.data_dir):
+            raise RuntimeError(
+                f"running as root, PostgreSQL runs as {self._run_as!r}, which cannot reach "
+                f"{self.data_dir} (a parent folder is private): choose a data folder elsewhere"
             )
         entry = pwd.getpwnam(self._run_as)
         self._install_dir = _install_dir_for(self._run_as)
