@@ -147,6 +147,16 @@ async def me(client: httpx.AsyncClient, token: str) -> httpx.Response:
     return await client.get("/api/users/me", headers=bearer(token))
 
 
+async def assert_session_ended(client: httpx.AsyncClient, pair: dict[str, Any]) -> None:
+    """Neither token of the pair works any more: the access token is refused as a
+    bearer, the refresh token cannot be traded."""
+    stale = await me(client, pair["access_token"])
+    assert stale.status_code == 401
+    assert stale.headers["WWW-Authenticate"] == "Bearer"
+    refresh = await client.post("/api/token/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert refresh.status_code == 401
+
+
 ROWS_OF_USER = {
     "users": "SELECT count(*) FROM users WHERE id = :id",
     "items": "SELECT count(*) FROM items WHERE owner_id = :id",
