@@ -20,7 +20,10 @@ from app.services import users as users_service
 
 
 def _throttle_key(email: str, client: str) -> str:
-    return hashlib.sha256(f"{email.lower()}|{client}".encode()).hexdigest()
+    # The lookup's own normalisation: every spelling that reaches the account
+    # shares its throttle.
+    email = users_service.normalize_email(email)
+    return hashlib.sha256(f"{email}|{client}".encode()).hexdigest()
 
 
 async def _check_throttle(*, session: AsyncSession, settings: Settings, key: str) -> None:

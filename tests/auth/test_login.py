@@ -99,6 +99,19 @@ async def test_repeated_failures_are_throttled_with_429_and_retry_after(
     assert "Too many" in throttled.json()["detail"]
 
 
+async def test_case_and_spacing_variants_of_one_email_share_one_throttle(
+    client: httpx.AsyncClient,
+) -> None:
+    await register(client)
+    variants = ["ada@example.com", " ada@example.com", "ADA@example.com ", "  Ada@Example.Com"]
+    for variant in [*variants, "ada@example.com\t"]:
+        await client.post("/api/token/", data={"username": variant, "password": "x" * 9})
+    throttled = await client.post(
+        "/api/token/", data={"username": " ada@EXAMPLE.com  ", "password": PASSWORD}
+    )
+    assert throttled.status_code == 429
+
+
 async def test_throttling_is_per_email_and_address(client: httpx.AsyncClient) -> None:
     await register(client, "ada@example.com")
     await register(client, "bob@example.com")
