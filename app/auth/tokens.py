@@ -3,7 +3,7 @@
 import enum
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import jwt
 
@@ -28,9 +28,6 @@ class TokenClaims:
     user_id: int
     session_id: uuid.UUID
     jti: uuid.UUID
-    token_type: TokenType
-    issued_at: datetime
-    expires_at: datetime
 
 
 def encode_token(
@@ -72,9 +69,6 @@ def decode_token(token: str, *, settings: Settings, expected_type: TokenType) ->
             user_id=int(payload["sub"]),
             session_id=uuid.UUID(payload["sid"]),
             jti=uuid.UUID(payload["jti"]),
-            token_type=expected_type,
-            issued_at=datetime.fromtimestamp(payload["iat"], UTC),
-            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
         )
     except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
         raise InvalidToken(str(exc)) from exc
