@@ -11,6 +11,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.schema.common import ErrorDetail
+
 
 class DomainError(Exception):
     status_code = status.HTTP_400_BAD_REQUEST
@@ -115,6 +117,7 @@ def error_responses(*errors: type[DomainError]) -> dict[int | str, dict[str, obj
     """OpenAPI `responses=` entries documenting the errors a route can return."""
     return {
         error.status_code: {
+            "model": ErrorDetail,
             "description": error.detail,
             "content": {"application/json": {"example": {"detail": error.detail}}},
         }

@@ -51,7 +51,10 @@ async def test_protected_operations_document_their_401(schema: dict[str, Any]) -
 async def test_domain_errors_are_documented(
     schema: dict[str, Any], path: str, method: str, code: str
 ) -> None:
-    assert code in schema["paths"][path][method]["responses"]
+    response = schema["paths"][path][method]["responses"][code]
+    documented = response["content"]["application/json"]
+    assert documented["schema"] == {"$ref": "#/components/schemas/ErrorDetail"}
+    assert "detail" in documented["example"]
 
 
 async def test_the_token_endpoint_documents_form_and_json_bodies(schema: dict[str, Any]) -> None:
