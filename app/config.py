@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     POSTGRES_DB: str = "app"
     DB_POOL_SIZE: int = Field(default=10, ge=1)
     DB_MAX_OVERFLOW: int = Field(default=10, ge=0)
-    DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
+    DB_POOL_TIMEOUT: float = Field(default=5.0, gt=0)
 
     @field_validator("BACKEND_CORS_ORIGINS", mode="before")
     @classmethod

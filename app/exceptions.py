@@ -10,6 +10,8 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.schema.common import ErrorDetail
 
@@ -77,8 +79,23 @@ class TooManyAttempts(DomainError):
 
 
 class ServiceUnavailable(DomainError):
+    """Overloaded or a dependency is down: the client should retry shortly."""
+
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     detail = "Service unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+# Infrastructure failures a request can meet, answered 503 rather than 500:
+# the pool had no free connection in time, or the database did not answer.
+DATABASE_BUSY = "Database busy; retry shortly"
+DATABASE_UNAVAILABLE = "Database unavailable; retry shortly"
 
 
 async def _domain_error_response(_: Request, exc: Exception) -> JSONResponse:
@@ -108,8 +125,21 @@ async def _validation_error_response(_: Request, exc: Exception) -> JSONResponse
     )
 
 
+async def _database_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """No connection in time, or a connection that failed: a 503 the client may
+    retry. Never a success: a write whose COMMIT did not come back is not reported
+    as done."""
+    if isinstance(exc, PoolTimeout):
+        error = ServiceUnavailable(DATABASE_BUSY, retry_after_seconds=1)
+    else:
+        error = ServiceUnavailable(DATABASE_UNAVAILABLE)
+    return await _domain_error_response(request, error)
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error_response)
+    for database_error in (PoolTimeout, OperationalError, InterfaceError):
+        app.add_exception_handler(database_error, _database_error_response)
     app.add_exception_handler(RequestValidationError, _validation_error_response)
 
 

@@ -11,7 +11,7 @@ from app.auth.routes import auth_router, token_router
 from app.config import Settings, get_settings
 from app.database.db import create_engine, create_session_factory
 from app.docs import add_docs
-from app.exceptions import register_exception_handlers
+from app.exceptions import ServiceUnavailable, error_responses, register_exception_handlers
 from app.routes import health, items, users
 
 DESCRIPTION = """
@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         swagger_ui_parameters={"persistAuthorization": True},
+        # Any route may meet an overloaded pool or a database that is down.
+        responses=error_responses(ServiceUnavailable),
     )
     app.state.settings = settings
     if settings.BACKEND_CORS_ORIGINS:
