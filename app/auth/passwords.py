@@ -1,13 +1,30 @@
-"""bcrypt hashing, always on a worker thread. The only module that imports bcrypt."""
+"""bcrypt hashing, always on a worker thread. The only module that imports bcrypt.
 
+Hashing is admission-controlled: at most `PASSWORD_HASH_THREADS` checks run at
+once in a process and at most `PASSWORD_HASH_QUEUE` more wait; past that a
+request is refused at once with a 503 and `Retry-After`. A login flood then costs
+a queue slot, never a database connection or an unbounded wait.
+"""
+
+import asyncio
+import weakref
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
 
+import anyio
 import anyio.to_thread
 import bcrypt
+
+from app.config import Settings
+from app.exceptions import ServiceUnavailable
 
 # bcrypt reads at most 72 bytes; longer passwords are refused, never truncated.
 MAX_PASSWORD_BYTES = 72
 MIN_PASSWORD_LENGTH = 8
+HASHING_BUSY = "Too many password checks in progress; retry shortly"
+
+T = TypeVar("T")
 
 
 def password_problem(password: str) -> str | None:
@@ -37,15 +54,53 @@ def _dummy_hash(rounds: int) -> str:
     return _hash("not-a-real-password", rounds)
 
 
-async def hash_password(password: str, *, rounds: int) -> str:
-    return await anyio.to_thread.run_sync(_hash, password, rounds)
+def _verify_against_dummy(password: str, rounds: int) -> None:
+    _matches(password, _dummy_hash(rounds))
 
 
-async def verify_password(password: str, hashed: str) -> bool:
-    return await anyio.to_thread.run_sync(_matches, password, hashed)
+class HashingGate:
+    """At most `threads` bcrypt calls at once; at most `queue` more waiting."""
+
+    def __init__(self, *, threads: int, queue: int) -> None:
+        self._limiter = anyio.CapacityLimiter(threads)
+        self._capacity = threads + queue
+        self._admitted = 0
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        if self._admitted >= self._capacity:
+            raise ServiceUnavailable(HASHING_BUSY, retry_after_seconds=1)
+        self._admitted += 1
+        try:
+            return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)
+        finally:
+            self._admitted -= 1
 
 
-async def verify_against_dummy(password: str, *, rounds: int) -> None:
+# One gate per event loop (a worker has one; tests may start several).
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HashingGate] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _gate(settings: Settings) -> HashingGate:
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = HashingGate(
+            threads=settings.PASSWORD_HASH_THREADS, queue=settings.PASSWORD_HASH_QUEUE
+        )
+        _gates[loop] = gate
+    return gate
+
+
+async def hash_password(password: str, *, settings: Settings) -> str:
+    return await _gate(settings).run(_hash, password, settings.BCRYPT_ROUNDS)
+
+
+async def verify_password(password: str, hashed: str, *, settings: Settings) -> bool:
+    return await _gate(settings).run(_matches, password, hashed)
+
+
+async def verify_against_dummy(password: str, *, settings: Settings) -> None:
     """For an unknown email: cost what a real check costs, so timing reveals nothing."""
-    dummy = await anyio.to_thread.run_sync(_dummy_hash, rounds)
-    await verify_password(password, dummy)
+    await _gate(settings).run(_verify_against_dummy, password, settings.BCRYPT_ROUNDS)

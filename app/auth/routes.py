@@ -2,12 +2,11 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Cookie, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.auth import service as auth_service
-from app.auth.sessions import open_session
 from app.dependencies import CurrentUser, SessionDep, SettingsDep, client_address
 from app.exceptions import (
     EmailTaken,
@@ -25,10 +24,43 @@ from app.schema.auth import (
     VerifyRequest,
 )
 from app.schema.users import UserOut, UserRegister
-from app.services import users as users_service
 
-auth_router = APIRouter(prefix="/api/auth", tags=["auth"])
-token_router = APIRouter(prefix="/api/token", tags=["auth"])
+
+async def no_store(response: Response) -> None:
+    """Token responses must not be cached anywhere (RFC 6749 §5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+auth_router = APIRouter(prefix="/api/auth", tags=["auth"], dependencies=[Depends(no_store)])
+token_router = APIRouter(prefix="/api/token", tags=["auth"], dependencies=[Depends(no_store)])
+
+# The login throttle's device cookie: sent only to the token endpoints, never to scripts.
+DEVICE_COOKIE = "login_device"
+DEVICE_COOKIE_PATH = "/api/token"
+DeviceCookie = Annotated[
+    str | None,
+    Cookie(
+        alias=DEVICE_COOKIE,
+        description="Set by a successful login: this client's failed logins count "
+        "against it alone, so others' failures cannot lock it out.",
+    ),
+]
+
+
+def _remember_device(response: Response, login: auth_service.Login, settings: SettingsDep) -> None:
+    if login.device_token is None:
+        return
+    response.set_cookie(
+        DEVICE_COOKIE,
+        login.device_token,
+        max_age=int(settings.DEVICE_TOKEN_TTL.total_seconds()),
+        path=DEVICE_COOKIE_PATH,
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
+
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 OAUTH2_FORM_SCHEMA = {
@@ -57,7 +89,7 @@ async def read_login(request: Request) -> PasswordLogin:
         if content_type == "application/json":
             try:
                 body: Any = await request.json()
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise RequestValidationError(
                     [
                         {
@@ -107,19 +139,20 @@ async def read_login(request: Request) -> PasswordLogin:
     summary="Register and receive a token pair",
     responses=error_responses(EmailTaken),
 )
-async def register(data: UserRegister, session: SessionDep, settings: SettingsDep) -> RegisterOut:
+async def register(
+    data: UserRegister, response: Response, session: SessionDep, settings: SettingsDep
+) -> RegisterOut:
     """Create an account and log it in at once: the answer carries the new **user**
     and an **access/refresh token pair**, as `/api/token/` would."""
-    user = await users_service.create_user(
+    login = await auth_service.register(
         session=session,
         settings=settings,
         email=data.email,
         password=data.password,
         full_name=data.full_name,
     )
-    pair = await open_session(session=session, settings=settings, user=user)
-    await session.commit()
-    return RegisterOut(user=UserOut.model_validate(user), **pair.model_dump())
+    _remember_device(response, login, settings)
+    return RegisterOut(user=UserOut.model_validate(login.user), **login.pair.model_dump())
 
 
 @token_router.post(
@@ -139,23 +172,30 @@ async def register(data: UserRegister, session: SessionDep, settings: SettingsDe
 )
 async def issue_tokens(
     request: Request,
+    response: Response,
     credentials: Annotated[PasswordLogin, Depends(read_login)],
     session: SessionDep,
     settings: SettingsDep,
+    device: DeviceCookie = None,
 ) -> TokenPair:
     """Accepts the **OAuth2 password form** (`username` is the email) — what the
     *Authorize* button sends — or JSON `{"email", "password"}`.
 
     An unknown email and a wrong password get the same `401`, in the same time.
-    Repeated failures from one address for one email are answered `429`.
+    Failures are throttled (`429` with `Retry-After`): per email and client
+    address, and per account from all addresses together. A client that logged
+    in before holds a device cookie and is throttled on its own failures only.
     """
-    return await auth_service.login(
+    login = await auth_service.login(
         session=session,
         settings=settings,
         email=credentials.email,
         password=credentials.password,
         client=client_address(request),
+        device_token=device,
     )
+    _remember_device(response, login, settings)
+    return login.pair
 
 
 @token_router.post(
@@ -165,12 +205,17 @@ async def issue_tokens(
     responses=error_responses(NotAuthenticated),
 )
 async def refresh_tokens(
-    data: RefreshRequest, session: SessionDep, settings: SettingsDep
+    request: Request, data: RefreshRequest, session: SessionDep, settings: SettingsDep
 ) -> TokenPair:
     """Each refresh token works **once**. Presenting one that was already spent
-    revokes its whole session (RFC 9700 §4.14.2): log in again."""
+    revokes its whole session (RFC 9700 §4.14.2): log in again. The one exception
+    is a double submit: the same token again from the same address within a
+    couple of seconds is refused without ending the session."""
     return await auth_service.refresh(
-        session=session, settings=settings, refresh_token=data.refresh_token
+        session=session,
+        settings=settings,
+        refresh_token=data.refresh_token,
+        client=client_address(request),
     )
 
 

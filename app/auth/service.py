@@ -4,73 +4,130 @@ Every login opens an `AuthSession`; its refresh tokens form one rotation family.
 Access tokens name their session (`sid`), so revoking it ends them at once.
 """
 
-import hashlib
+from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, update
+from sqlalchemy import and_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import passwords, tokens
-from app.auth.sessions import issue_pair, open_session, revoke_all_sessions, revoke_sessions
+from app.auth import passwords, throttle, tokens
+from app.auth.sessions import end_all_sessions, issue_pair, open_session, revoke_sessions
 from app.config import Settings
-from app.exceptions import InvalidCredentials, NotAuthenticated, TooManyAttempts
-from app.models.models import AuthSession, LoginFailure, RefreshToken, User, utcnow
+from app.exceptions import InvalidCredentials, NotAuthenticated
+from app.models.models import AuthSession, RefreshToken, User, utcnow
 from app.schema.auth import TokenPair
 from app.services import users as users_service
 
 
-def _throttle_key(email: str, client: str) -> str:
-    # The lookup's own normalisation: every spelling that reaches the account
-    # shares its throttle.
-    email = users_service.normalize_email(email)
-    return hashlib.sha256(f"{email}|{client}".encode()).hexdigest()
+@dataclass(frozen=True, slots=True)
+class Login:
+    pair: TokenPair
+    user: User
+    # A device cookie to hand the client, or None: it already holds a valid one.
+    device_token: str | None
 
 
-async def _check_throttle(*, session: AsyncSession, settings: Settings, key: str) -> None:
-    since = utcnow() - settings.LOGIN_FAILURE_WINDOW
-    count, oldest = (
-        await session.exec(
-            select(func.count(), func.min(col(LoginFailure.failed_at))).where(
-                col(LoginFailure.key) == key, col(LoginFailure.failed_at) > since
-            )
-        )
-    ).one()
-    if count >= settings.LOGIN_MAX_FAILURES:
-        retry_after = oldest + settings.LOGIN_FAILURE_WINDOW - utcnow()
-        raise TooManyAttempts(retry_after_seconds=max(1, int(retry_after.total_seconds()) + 1))
+def _known_device(device_token: str | None, *, settings: Settings) -> tokens.DeviceClaims | None:
+    if not device_token:
+        return None
+    try:
+        return tokens.decode_device_token(device_token, settings=settings)
+    except tokens.InvalidToken:
+        return None
 
 
-async def _record_failure(*, session: AsyncSession, settings: Settings, key: str) -> None:
-    await session.exec(
-        delete(LoginFailure).where(
-            col(LoginFailure.key) == key,
-            col(LoginFailure.failed_at) <= utcnow() - settings.LOGIN_FAILURE_WINDOW,
-        )
+def _device_token_for(
+    user_id: int, device: tokens.DeviceClaims | None, *, settings: Settings
+) -> str | None:
+    if device is not None and device.user_id == user_id:
+        return None
+    return tokens.encode_device_token(settings=settings, user_id=user_id, issued_at=utcnow())
+
+
+async def register(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    email: str,
+    password: str,
+    full_name: str | None,
+) -> Login:
+    """Create the account and its first session in one transaction."""
+    user = await users_service.create_user(
+        session=session, settings=settings, email=email, password=password, full_name=full_name
     )
-    session.add(LoginFailure(key=key))
+    assert user.id is not None
+    pair = await open_session(session=session, settings=settings, user_id=user.id)
     await session.commit()
+    return Login(
+        pair=pair, user=user, device_token=_device_token_for(user.id, None, settings=settings)
+    )
+
+
+async def _open_session_if_unchanged(
+    *, session: AsyncSession, settings: Settings, user_id: int, epoch: int
+) -> TokenPair:
+    """Open a session only if the account is as it was when its password was read:
+    still there, active, and no session-ending change (password, logout-all,
+    deactivation) since. FOR SHARE makes that change wait for this commit, or this
+    read wait for that one, so the two never interleave."""
+    current = (
+        await session.exec(
+            select(col(User.is_active), col(User.session_epoch))
+            .where(col(User.id) == user_id)
+            .with_for_update(read=True)
+        )
+    ).one_or_none()
+    if current is None or not current[0] or current[1] != epoch:
+        raise InvalidCredentials()
+    return await open_session(session=session, settings=settings, user_id=user_id)
 
 
 async def login(
-    *, session: AsyncSession, settings: Settings, email: str, password: str, client: str
-) -> TokenPair:
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    email: str,
+    password: str,
+    client: str,
+    device_token: str | None = None,
+) -> Login:
     """Identify by email, authenticate by password. Unknown email and wrong password
-    cost the same and answer the same."""
-    key = _throttle_key(email, client)
-    await _check_throttle(session=session, settings=settings, key=key)
+    cost the same and answer the same.
+
+    Three steps, so no database connection is held while bcrypt runs: read the
+    account and count the attempt (commit); check the password; open the session
+    if the account has not changed meanwhile (commit)."""
+    email = users_service.normalize_email(email)
     user = await users_service.find_by_email(session=session, email=email)
-    if user is None:
-        await passwords.verify_against_dummy(password, rounds=settings.BCRYPT_ROUNDS)
-        authenticated = False
-    else:
-        authenticated = await passwords.verify_password(password, user.hashed_password)
-    if user is None or not authenticated or not user.is_active:
-        await _record_failure(session=session, settings=settings, key=key)
-        raise InvalidCredentials()
-    await session.exec(delete(LoginFailure).where(col(LoginFailure.key) == key))
-    pair = await open_session(session=session, settings=settings, user=user)
+    device = _known_device(device_token, settings=settings)
+    attempt = await throttle.reserve(
+        session=session,
+        limits=throttle.login_limits(
+            settings=settings,
+            email=email,
+            client=client,
+            user_id=user.id if user else None,
+            device=device,
+        ),
+    )
     await session.commit()
-    return pair
+    if user is None:
+        await passwords.verify_against_dummy(password, settings=settings)
+        raise InvalidCredentials()
+    assert user.id is not None
+    if not await passwords.verify_password(password, user.hashed_password, settings=settings):
+        raise InvalidCredentials()
+    if not user.is_active:
+        raise InvalidCredentials()
+    pair = await _open_session_if_unchanged(
+        session=session, settings=settings, user_id=user.id, epoch=user.session_epoch
+    )
+    await throttle.forgive(session=session, attempt=attempt)
+    await session.commit()
+    return Login(
+        pair=pair, user=user, device_token=_device_token_for(user.id, device, settings=settings)
+    )
 
 
 def _read(token: str, *, settings: Settings, expected: tokens.TokenType) -> tokens.TokenClaims:
@@ -80,10 +137,14 @@ def _read(token: str, *, settings: Settings, expected: tokens.TokenType) -> toke
         raise NotAuthenticated() from exc
 
 
-async def refresh(*, session: AsyncSession, settings: Settings, refresh_token: str) -> TokenPair:
+async def refresh(
+    *, session: AsyncSession, settings: Settings, refresh_token: str, client: str
+) -> TokenPair:
     """Spend a refresh token for a new pair. Single use, atomic: the conditional
     UPDATE lets exactly one of any number of concurrent callers win. Presenting a
-    spent token revokes its whole family (RFC 9700 §4.14.2)."""
+    spent token revokes its whole family (RFC 9700 §4.14.2), unless it comes back
+    from the address that spent it within REFRESH_REUSE_GRACE: a client's double
+    submit is refused without ending the session the first request renewed."""
     claims = _read(refresh_token, settings=settings, expected=tokens.TokenType.REFRESH)
     now = utcnow()
     live_session = select(col(AuthSession.id)).where(
@@ -98,12 +159,14 @@ async def refresh(*, session: AsyncSession, settings: Settings, refresh_token: s
             col(RefreshToken.expires_at) > now,
             col(RefreshToken.session_id).in_(live_session.scalar_subquery()),
         )
-        .values(used_at=now)
+        .values(used_at=now, used_by=client)
         .returning(col(RefreshToken.session_id))
     )
     if spent.scalar_one_or_none() is None:
         await session.rollback()
-        await _revoke_family_if_reused(session=session, claims=claims)
+        await _revoke_family_if_reused(
+            session=session, settings=settings, claims=claims, client=client
+        )
         raise NotAuthenticated()
     user = await session.get(User, claims.user_id)
     if user is None or not user.is_active:
@@ -119,9 +182,14 @@ async def refresh(*, session: AsyncSession, settings: Settings, refresh_token: s
     return pair
 
 
-async def _revoke_family_if_reused(*, session: AsyncSession, claims: tokens.TokenClaims) -> None:
+async def _revoke_family_if_reused(
+    *, session: AsyncSession, settings: Settings, claims: tokens.TokenClaims, client: str
+) -> None:
     row = await session.get(RefreshToken, claims.jti)
-    if row is not None and row.used_at is not None:
+    if row is None or row.used_at is None:
+        return
+    double_submit = row.used_by == client and utcnow() - row.used_at <= settings.REFRESH_REUSE_GRACE
+    if not double_submit:
         await revoke_sessions(session=session, where=col(AuthSession.id) == claims.session_id)
         await session.commit()
 
@@ -139,7 +207,7 @@ async def logout(*, session: AsyncSession, settings: Settings, refresh_token: st
 
 
 async def logout_everywhere(*, session: AsyncSession, user_id: int) -> None:
-    await revoke_all_sessions(session=session, user_id=user_id)
+    await end_all_sessions(session=session, user_id=user_id)
     await session.commit()
 
 

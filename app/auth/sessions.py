@@ -51,14 +51,13 @@ def issue_pair(
     )
 
 
-async def open_session(*, session: AsyncSession, settings: Settings, user: User) -> TokenPair:
-    """Start a new session (a new refresh family) for `user`; the caller commits."""
-    assert user.id is not None
-    auth_session = AuthSession(user_id=user.id, expires_at=utcnow() + settings.REFRESH_TOKEN_TTL)
+async def open_session(*, session: AsyncSession, settings: Settings, user_id: int) -> TokenPair:
+    """Start a new session (a new refresh family) for the user; the caller commits."""
+    auth_session = AuthSession(user_id=user_id, expires_at=utcnow() + settings.REFRESH_TOKEN_TTL)
     session.add(auth_session)
     await session.flush()
     return issue_pair(
-        session=session, settings=settings, user_id=user.id, auth_session_id=auth_session.id
+        session=session, settings=settings, user_id=user_id, auth_session_id=auth_session.id
     )
 
 
@@ -70,6 +69,14 @@ async def revoke_sessions(*, session: AsyncSession, where: ColumnElement[bool]) 
     )
 
 
-async def revoke_all_sessions(*, session: AsyncSession, user_id: int) -> None:
-    """End every session of the user, access tokens included; the caller commits."""
+async def end_all_sessions(*, session: AsyncSession, user_id: int) -> None:
+    """End every session of the user, access tokens included, and any login still
+    checking a password (it sees a new epoch); the caller commits.
+
+    The epoch is bumped first: that UPDATE waits for a login holding the user row
+    FOR SHARE to commit, so the revocation below then sees the session it opened.
+    """
+    await session.exec(
+        update(User).where(col(User.id) == user_id).values(session_epoch=User.session_epoch + 1)
+    )
     await revoke_sessions(session=session, where=col(AuthSession.user_id) == user_id)

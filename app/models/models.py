@@ -35,6 +35,10 @@ class User(SQLModel, table=True):
     hashed_password: str = Field(max_length=100)
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
     is_superuser: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    # Bumped by whatever ends every session (password change, logout-all,
+    # deactivation): a login whose password check began under an older epoch
+    # opens no session (see app/auth/service.py).
+    session_epoch: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp(onupdate=func.now())
 
@@ -74,10 +78,14 @@ class RefreshToken(SQLModel, table=True):
     used_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    # The client address that spent it: a repeat from the same address within
+    # the grace is a double submit, not a theft.
+    used_by: str | None = Field(default=None, max_length=64)
 
 
 class LoginFailure(SQLModel, table=True):
-    """A failed login, keyed by a hash of (email, client address), for throttling."""
+    """A login attempt counted by the throttle under one key (a hash): a failure,
+    or an attempt still being checked (removed again when it succeeds)."""
 
     __tablename__ = "login_failures"
     __table_args__ = (Index("ix_login_failures_key_at", "key", "failed_at"),)

@@ -3,19 +3,22 @@
 from decimal import Decimal
 from typing import Any
 
+from psycopg.errors import ForeignKeyViolation
 from pydantic import BaseModel
 from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from app.exceptions import NotFound
+from app.exceptions import NotAuthenticated, NotFound
 from app.models.models import Item, User, utcnow
 from app.schema.common import Page
 from app.schema.items import ItemCreate, ItemOut, ItemPatch
 from app.services.paging import Paging, SortOrder, paginate
 
 ITEM_NOT_FOUND = "Item not found"
+ACCOUNT_GONE = "The account no longer exists"
 
 
 class ItemFilters(BaseModel):
@@ -64,7 +67,14 @@ async def create_item(*, session: AsyncSession, owner: User, data: ItemCreate) -
     assert owner.id is not None
     item = Item(owner_id=owner.id, **_stored(data, fields=set(ItemCreate.model_fields)))
     session.add(item)
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        if isinstance(exc.orig, ForeignKeyViolation):
+            # The owner was deleted while this request was under way.
+            raise NotAuthenticated(ACCOUNT_GONE) from exc
+        raise
     return ItemOut.model_validate(item)
 
 

@@ -1,7 +1,9 @@
 """Users: identity (email), credentials (hash), and what they may do (flags)."""
 
+import unicodedata
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from psycopg.errors import UniqueViolation
 from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
@@ -9,20 +11,30 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import passwords
-from app.auth.sessions import revoke_all_sessions
+from app.auth import passwords, throttle
+from app.auth.sessions import end_all_sessions
 from app.config import Settings
-from app.exceptions import Conflict, EmailTaken, NotFound, WrongPassword
+from app.exceptions import Conflict, EmailTaken, NotAuthenticated, NotFound, WrongPassword
 from app.models.models import User, utcnow
 from app.schema.common import Page
 from app.schema.users import UserOut
 from app.services.paging import Paging, SortOrder, paginate
 
 LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"
+# Serialises every change that could take away the last superuser.
+SUPERUSER_LOCK = "users:superusers"
 
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """One spelling per address, for registration and login alike: Unicode in NFC,
+    an IDNA (punycode) domain in Unicode, lower case. Never raises: text that is
+    not an email is still normalised (it then matches no account)."""
+    text = email.strip()
+    try:
+        text = validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError:
+        text = unicodedata.normalize("NFC", text)
+    return text.lower()
 
 
 async def _flush_unless_email_taken(session: AsyncSession) -> None:
@@ -49,7 +61,7 @@ async def create_user(
     full_name: str | None,
 ) -> User:
     """Add a user; the caller commits. A taken email is a Conflict."""
-    hashed = await passwords.hash_password(password, rounds=settings.BCRYPT_ROUNDS)
+    hashed = await passwords.hash_password(password, settings=settings)
     user = User(email=normalize_email(email), hashed_password=hashed, full_name=full_name)
     session.add(user)
     await _flush_unless_email_taken(session)
@@ -74,35 +86,38 @@ async def list_users(*, session: AsyncSession, paging: Paging, order: SortOrder)
     )
 
 
-async def _guard_last_superuser(*, session: AsyncSession, user: User) -> None:
-    if not (user.is_superuser and user.is_active):
-        return
-    others = await session.exec(
-        select(func.count())
-        .select_from(User)
-        .where(col(User.is_superuser), col(User.is_active), col(User.id) != user.id)
+async def _guard_last_superuser(*, session: AsyncSession, user_id: int) -> None:
+    """Refuse to take away the last active superuser. The lock makes two admins
+    demoting each other at once take turns: the second sees the first's change."""
+    await session.exec(select(func.pg_advisory_xact_lock(func.hashtextextended(SUPERUSER_LOCK, 0))))
+    active_superusers = set(
+        (
+            await session.exec(
+                select(col(User.id)).where(col(User.is_superuser), col(User.is_active))
+            )
+        ).all()
     )
-    if others.one() == 0:
+    if active_superusers == {user_id}:
         raise Conflict(LAST_SUPERUSER)
 
 
 async def update_user(*, session: AsyncSession, user: User, changes: dict[str, Any]) -> User:
     """Apply the given fields. Deactivating a user ends all their sessions."""
+    assert user.id is not None
     if "email" in changes:
         changes["email"] = normalize_email(changes["email"])
     ends_admin_rights = (changes.get("is_active") is False) or (
         changes.get("is_superuser") is False
     )
     if ends_admin_rights:
-        await _guard_last_superuser(session=session, user=user)
+        await _guard_last_superuser(session=session, user_id=user.id)
     for field, value in changes.items():
         setattr(user, field, value)
     user.updated_at = utcnow()
     session.add(user)
     await _flush_unless_email_taken(session)
     if changes.get("is_active") is False:
-        assert user.id is not None
-        await revoke_all_sessions(session=session, user_id=user.id)
+        await end_all_sessions(session=session, user_id=user.id)
     await session.commit()
     return user
 
@@ -110,23 +125,38 @@ async def update_user(*, session: AsyncSession, user: User, changes: dict[str, A
 async def change_password(
     *, session: AsyncSession, settings: Settings, user: User, current: str, new: str
 ) -> None:
-    """Check the current password, store the new hash, and end every session."""
-    if not await passwords.verify_password(current, user.hashed_password):
-        raise WrongPassword()
-    hashed = await passwords.hash_password(new, rounds=settings.BCRYPT_ROUNDS)
+    """Check the current password, store the new hash, and end every session.
+
+    Guesses of the current password are throttled like logins. No connection is
+    held while bcrypt runs; the new hash is stored only if no session-ending change
+    came in between (else the caller's own session has ended: 401)."""
     assert user.id is not None
-    await session.exec(
-        update(User)
-        .where(col(User.id) == user.id)
-        .values(hashed_password=hashed, updated_at=utcnow())
+    user_id, hashed_current, epoch = user.id, user.hashed_password, user.session_epoch
+    attempt = await throttle.reserve(
+        session=session, limits=throttle.password_change_limits(settings=settings, user_id=user_id)
     )
-    await revoke_all_sessions(session=session, user_id=user.id)
+    await session.commit()
+    if not await passwords.verify_password(current, hashed_current, settings=settings):
+        raise WrongPassword()
+    hashed = await passwords.hash_password(new, settings=settings)
+    stored = await session.exec(
+        update(User)
+        .where(col(User.id) == user_id, col(User.session_epoch) == epoch)
+        .values(hashed_password=hashed, updated_at=utcnow())
+        .returning(col(User.id))
+    )
+    if stored.scalar_one_or_none() is None:
+        await session.rollback()
+        raise NotAuthenticated()
+    await end_all_sessions(session=session, user_id=user_id)
+    await throttle.forgive(session=session, attempt=attempt)
     await session.commit()
 
 
 async def delete_user(*, session: AsyncSession, user: User) -> None:
     """Delete the user; their items and sessions go with them (ON DELETE CASCADE)."""
-    await _guard_last_superuser(session=session, user=user)
+    assert user.id is not None
+    await _guard_last_superuser(session=session, user_id=user.id)
     await session.delete(user)
     await session.commit()
 
@@ -137,7 +167,7 @@ async def ensure_superuser(*, session: AsyncSession, settings: Settings) -> bool
     if not (settings.FIRST_SUPERUSER_EMAIL and settings.FIRST_SUPERUSER_PASSWORD):
         return False
     hashed = await passwords.hash_password(
-        settings.FIRST_SUPERUSER_PASSWORD.get_secret_value(), rounds=settings.BCRYPT_ROUNDS
+        settings.FIRST_SUPERUSER_PASSWORD.get_secret_value(), settings=settings
     )
     result = await session.exec(
         insert(User)

@@ -1,0 +1,132 @@
+"""Throttling of password guesses: an attempt is counted before the password is checked.
+
+Each attempt reserves one row under each of its keys, in a transaction that holds
+a Postgres advisory lock per key while it counts: of any number of concurrent
+attempts, no more than the limit get through to bcrypt. A failed attempt's row
+stays as the failure; a successful one removes its own rows.
+
+The keys of a login (app/config.py has the numbers):
+- a known device (the device cookie of an earlier successful login of this
+  account): its own failures only, so nobody else's can lock it out;
+- otherwise (email, client address), which a success clears, and the account
+  alone, which it does not: at most LOGIN_ACCOUNT_MAX_FAILURES guesses an hour
+  reach an account from all addresses together, and a stranger at a shared
+  address who exhausts a key locks out only unknown devices.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, func, insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.auth.tokens import DeviceClaims
+from app.config import Settings
+from app.exceptions import TooManyAttempts
+from app.models.models import LoginFailure, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    key: str
+    max_failures: int
+    window: timedelta
+    # Whether a success forgives the failures counted before it under this key.
+    cleared_by_success: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The rows one attempt reserved, by key."""
+
+    rows: dict[Limit, int]
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def login_limits(
+    *,
+    settings: Settings,
+    email: str,
+    client: str,
+    user_id: int | None,
+    device: DeviceClaims | None,
+) -> list[Limit]:
+    """`email` is already normalised; `device` is the caller's device cookie, if valid."""
+    per_client = (settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW)
+    if device is not None and user_id is not None and device.user_id == user_id:
+        return [Limit(_digest("device", str(device.device_id)), *per_client, True)]
+    return [
+        Limit(_digest("client", email, client), *per_client, True),
+        Limit(
+            _digest("account", email),
+            settings.LOGIN_ACCOUNT_MAX_FAILURES,
+            settings.LOGIN_ACCOUNT_FAILURE_WINDOW,
+            False,
+        ),
+    ]
+
+
+def password_change_limits(*, settings: Settings, user_id: int) -> list[Limit]:
+    """Guesses of the current password by a holder of the user's access token."""
+    return [
+        Limit(
+            _digest("password-change", str(user_id)),
+            settings.LOGIN_MAX_FAILURES,
+            settings.LOGIN_FAILURE_WINDOW,
+            True,
+        )
+    ]
+
+
+async def reserve(*, session: AsyncSession, limits: list[Limit]) -> Attempt:
+    """Count an attempt under every key, or raise TooManyAttempts; the caller commits
+    (the locks are held until then)."""
+    now = utcnow()
+    rows: dict[Limit, int] = {}
+    # A fixed lock order: two attempts sharing keys never deadlock.
+    for limit in sorted(limits, key=lambda limit: limit.key):
+        await session.exec(select(func.pg_advisory_xact_lock(func.hashtextextended(limit.key, 0))))
+        since = now - limit.window
+        await session.exec(
+            delete(LoginFailure).where(
+                col(LoginFailure.key) == limit.key, col(LoginFailure.failed_at) <= since
+            )
+        )
+        count, oldest = (
+            await session.exec(
+                select(func.count(), func.min(col(LoginFailure.failed_at))).where(
+                    col(LoginFailure.key) == limit.key
+                )
+            )
+        ).one()
+        if count >= limit.max_failures:
+            retry_after = oldest + limit.window - now
+            raise TooManyAttempts(retry_after_seconds=max(1, int(retry_after.total_seconds()) + 1))
+        row_id = (
+            await session.exec(
+                insert(LoginFailure)
+                .values(key=limit.key, failed_at=now)
+                .returning(col(LoginFailure.id))
+            )
+        ).scalar_one()
+        rows[limit] = row_id
+    return Attempt(rows=rows)
+
+
+async def forgive(*, session: AsyncSession, attempt: Attempt) -> None:
+    """The attempt succeeded: remove its rows, and under keys that a success clears,
+    the failures counted before it. The caller commits."""
+    for limit, row_id in attempt.rows.items():
+        condition = (
+            col(LoginFailure.id) <= row_id
+            if limit.cleared_by_success
+            else col(LoginFailure.id) == row_id
+        )
+        await session.exec(
+            delete(LoginFailure).where(col(LoginFailure.key) == limit.key, condition)
+        )
