@@ -1,0 +1,239 @@
+"""The API's attack surface, read from the app's own OpenAPI document, and the means
+to exercise any operation of it.
+
+The attack suites parametrize over `operations()`, so a new route is attacked like
+the others from the moment it exists, or the suite fails until it knows how to
+(a new kind of path id, a new token-carrying body).
+"""
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from app.config import Settings
+from tests.conftest import TABLES, TEST_SECRET_KEY, bearer, create_item, register
+
+BEARER_SCHEME = "OAuth2PasswordBearer"
+WRITE_METHODS = ("POST", "PUT", "PATCH")
+
+# Values the app's own model examples would not supply: format-true defaults.
+DEFAULT_FOR_FORMAT = {"email": "someone@example.com", "uri": "https://example.com/x"}
+DEFAULT_FOR_TYPE: dict[str, Any] = {
+    "string": "value",
+    "integer": 1,
+    "number": 1,
+    "boolean": True,
+    "array": [],
+}
+
+
+@functools.cache
+def api_schema() -> Mapping[str, Any]:
+    """The OpenAPI document of an app built exactly like the served one. Building it
+    touches no database, so it is available while tests are collected."""
+    from app.main import create_app
+
+    settings = Settings(_env_file=None, ENVIRONMENT="test", SECRET_KEY=TEST_SECRET_KEY)
+    document: dict[str, Any] = create_app(settings).openapi()
+    return document
+
+
+def resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Follow a local `$ref` to the component it names."""
+    reference = schema.get("$ref")
+    if reference is None:
+        return schema
+    name = reference.removeprefix("#/components/schemas/")
+    component: Mapping[str, Any] = api_schema()["components"]["schemas"][name]
+    return component
+
+
+def without_null(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`X | None` is `anyOf: [X, null]` in the schema: the X."""
+    for branch in schema.get("anyOf", []):
+        if branch.get("type") != "null":
+            return resolve(branch)
+    return resolve(schema)
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    spec: Mapping[str, Any] = field(compare=False, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def parameter_names(self, location: str) -> list[str]:
+        return [p["name"] for p in self.spec.get("parameters", []) if p["in"] == location]
+
+    @property
+    def path_parameters(self) -> list[str]:
+        return self.parameter_names("path")
+
+    @property
+    def query_parameters(self) -> list[str]:
+        return self.parameter_names("query")
+
+    @property
+    def requires_bearer(self) -> bool:
+        return any(BEARER_SCHEME in requirement for requirement in self.spec.get("security", []))
+
+    @property
+    def admin_only(self) -> bool:
+        """The app documents `403` (PermissionDenied) exactly on admin routes."""
+        return "403" in self.spec["responses"]
+
+    @property
+    def json_body(self) -> Mapping[str, Any] | None:
+        content = self.spec.get("requestBody", {}).get("content", {})
+        if "application/json" not in content:
+            return None
+        return resolve(content["application/json"]["schema"])
+
+
+def operations() -> list[Operation]:
+    return [
+        Operation(method.upper(), path, spec)
+        for path, methods in api_schema()["paths"].items()
+        for method, spec in methods.items()
+    ]
+
+
+def bearer_operations() -> list[Operation]:
+    return [operation for operation in operations() if operation.requires_bearer]
+
+
+def operations_with_path_ids() -> list[Operation]:
+    return [operation for operation in operations() if operation.path_parameters]
+
+
+def json_write_operations() -> list[Operation]:
+    return [
+        operation
+        for operation in operations()
+        if operation.method in WRITE_METHODS and operation.json_body is not None
+    ]
+
+
+def query_parameters() -> list[tuple[Operation, str]]:
+    return [
+        (operation, name)
+        for operation in operations()
+        if operation.method == "GET"
+        for name in operation.query_parameters
+    ]
+
+
+def example_value(schema: Mapping[str, Any]) -> Any:
+    """A valid value for a property: its documented example, else a default of its
+    type (objects are built property by property)."""
+    if "examples" in schema:
+        return schema["examples"][0]
+    concrete = without_null(schema)
+    if "examples" in concrete:
+        return concrete["examples"][0]
+    if "properties" in concrete:
+        return example_body(concrete)
+    if "format" in concrete and concrete["format"] in DEFAULT_FOR_FORMAT:
+        return DEFAULT_FOR_FORMAT[concrete["format"]]
+    if "anyOf" in concrete:  # e.g. money: number or string
+        return example_value(concrete["anyOf"][0])
+    return DEFAULT_FOR_TYPE[concrete["type"]]
+
+
+def example_body(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A body that sets every property the schema declares, each to a valid value."""
+    return {name: example_value(prop) for name, prop in schema.get("properties", {}).items()}
+
+
+# --- a populated database to aim at ---------------------------------------------
+
+
+@dataclass
+class World:
+    """Two ordinary users and an admin. Every URL aims at the `victim`'s resources:
+    their item for `item_id`, their account for `user_id`."""
+
+    victim: dict[str, Any]
+    attacker: dict[str, Any]
+    admin: dict[str, Any]
+    victim_item: dict[str, Any]
+
+    def path_id(self, parameter: str) -> int:
+        ids: dict[str, int] = {
+            "item_id": self.victim_item["id"],
+            "user_id": self.victim["user"]["id"],
+        }
+        assert parameter in ids, (
+            f"path parameter {parameter!r} is new: teach tests/security/surface.py "
+            "which resource it names"
+        )
+        return ids[parameter]
+
+    def url(self, operation: Operation) -> str:
+        path = operation.path
+        for parameter in operation.path_parameters:
+            path = path.replace(f"{{{parameter}}}", str(self.path_id(parameter)))
+        return path
+
+    def caller(self, operation: Operation) -> dict[str, Any]:
+        """Who may legitimately call the operation on the victim's resources."""
+        return self.admin if operation.admin_only else self.victim
+
+
+# The path parameters World knows how to aim: the IDOR suite asserts the API has
+# exactly these, so a new kind of resource fails until it is added here.
+KNOWN_PATH_PARAMETERS = {"item_id", "user_id"}
+
+
+async def populate(client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> World:
+    victim = await register(client, "victim@example.com", full_name="Victim")
+    attacker = await register(client, "attacker@example.com", full_name="Attacker")
+    admin = {**admin_tokens, "user": (await me_json(client, admin_tokens["access_token"]))}
+    await create_item(client, attacker["access_token"], "Attacker's item")
+    return World(
+        victim=victim,
+        attacker=attacker,
+        admin=admin,
+        victim_item=await create_item(client, victim["access_token"], "Victim's item"),
+    )
+
+
+async def me_json(client: httpx.AsyncClient, token: str) -> dict[str, Any]:
+    response = await client.get("/api/users/me", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def snapshot(app: FastAPI) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in a stable order: equal snapshots mean the request
+    changed nothing."""
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    async with app.state.engine.connect() as connection:
+        for table in (name.strip() for name in TABLES.split(",")):
+            result = await connection.execute(text(f"SELECT * FROM {table}"))  # noqa: S608
+            rows[table] = sorted((tuple(row) for row in result), key=repr)
+    return rows
+
+
+async def send(
+    client: httpx.AsyncClient,
+    operation: Operation,
+    url: str,
+    *,
+    token: str | None = None,
+    body: Any = None,
+    params: Mapping[str, str] | None = None,
+) -> httpx.Response:
+    headers = bearer(token) if token is not None else {}
+    return await client.request(
+        operation.method, url, json=body, headers=headers, params=params or None
+    )
