@@ -153,6 +153,12 @@ def example_body(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {name: example_value(prop) for name, prop in schema.get("properties", {}).items()}
 
 
+def example_request_body(operation: Operation) -> dict[str, Any] | None:
+    """A valid JSON body for the operation, or None when it takes none."""
+    schema = operation.json_body
+    return example_body(schema) if schema is not None else None
+
+
 # --- a populated database to aim at ---------------------------------------------
 
 

@@ -12,7 +12,7 @@ from tests.security.surface import (
     Operation,
     World,
     bearer_operations,
-    example_body,
+    example_request_body,
     operations,
     operations_with_path_ids,
     populate,
@@ -29,11 +29,6 @@ LISTINGS = [op for op in bearer_operations() if op.method == "GET" and not op.pa
 @pytest.fixture
 async def world(client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> World:
     return await populate(client, admin_tokens)
-
-
-def body_for(operation: Operation) -> dict[str, Any] | None:
-    schema = operation.json_body
-    return example_body(schema) if schema is not None else None
 
 
 def missing_url(operation: Operation) -> str:
@@ -73,7 +68,7 @@ async def test_another_users_request_is_refused_like_a_missing_id_and_changes_no
     token = world.attacker["access_token"]
     before = await snapshot(app)
     attack = await send(
-        client, operation, world.url(operation), token=token, body=body_for(operation)
+        client, operation, world.url(operation), token=token, body=example_request_body(operation)
     )
     assert await snapshot(app) == before
     # Admin routes refuse every non-admin (403); an owned resource of someone else
@@ -81,7 +76,7 @@ async def test_another_users_request_is_refused_like_a_missing_id_and_changes_no
     assert attack.status_code == (403 if operation.admin_only else 404), attack.text
     # The answer says nothing about whether the id exists.
     missing = await send(
-        client, operation, missing_url(operation), token=token, body=body_for(operation)
+        client, operation, missing_url(operation), token=token, body=example_request_body(operation)
     )
     assert (attack.status_code, attack.json()) == (missing.status_code, missing.json())
 
@@ -93,7 +88,7 @@ async def test_the_owner_or_an_admin_succeeds_with_the_same_request(
     """The control: the attack above is refused for who sent it, not for what."""
     token = world.caller(operation)["access_token"]
     response = await send(
-        client, operation, world.url(operation), token=token, body=body_for(operation)
+        client, operation, world.url(operation), token=token, body=example_request_body(operation)
     )
     assert response.is_success, response.text
 
