@@ -89,6 +89,16 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
+@asynccontextmanager
+async def app_with(settings: Settings, **overrides: Any) -> AsyncIterator[FastAPI]:
+    """Another app on the same test database, with some settings changed."""
+    from app.main import create_app
+
+    application = create_app(settings.model_copy(update=overrides))
+    async with LifespanManager(application):
+        yield application
+
+
 @pytest.fixture(autouse=True)
 async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     yield
@@ -105,9 +115,10 @@ ATTACKER_ADDRESS = "198.51.100.66"
 
 @asynccontextmanager
 async def client_at(app: FastAPI, address: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the app, seen by it as coming from `address`."""
+    """An HTTP client of the app, seen by it as coming from `address`. HTTPS, as
+    behind Traefik: the client keeps and sends `Secure` cookies."""
     transport = httpx.ASGITransport(app=app, client=(address, 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
         yield http
 
 

@@ -76,21 +76,18 @@ class HashingGate:
             self._admitted -= 1
 
 
-# One gate per event loop (a worker has one; tests may start several).
-_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HashingGate] = (
+# One gate per event loop and sizing (a worker has one; tests may start several).
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, int], HashingGate]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 def _gate(settings: Settings) -> HashingGate:
-    loop = asyncio.get_running_loop()
-    gate = _gates.get(loop)
-    if gate is None:
-        gate = HashingGate(
-            threads=settings.PASSWORD_HASH_THREADS, queue=settings.PASSWORD_HASH_QUEUE
-        )
-        _gates[loop] = gate
-    return gate
+    sizing = (settings.PASSWORD_HASH_THREADS, settings.PASSWORD_HASH_QUEUE)
+    gates = _gates.setdefault(asyncio.get_running_loop(), {})
+    if sizing not in gates:
+        gates[sizing] = HashingGate(threads=sizing[0], queue=sizing[1])
+    return gates[sizing]
 
 
 async def hash_password(password: str, *, settings: Settings) -> str:

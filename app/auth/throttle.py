@@ -7,11 +7,12 @@ stays as the failure; a successful one removes its own rows.
 
 The keys of a login (app/config.py has the numbers):
 - a known device (the device cookie of an earlier successful login of this
-  account): its own failures only, so nobody else's can lock it out;
-- otherwise (email, client address), which a success clears, and the account
-  alone, which it does not: at most LOGIN_ACCOUNT_MAX_FAILURES guesses an hour
-  reach an account from all addresses together, and a stranger at a shared
-  address who exhausts a key locks out only unknown devices.
+  account): its own failures only, so nobody else's can lock it out; its
+  success forgives its earlier failures;
+- otherwise (email, client address) and the account alone: at most
+  LOGIN_ACCOUNT_MAX_FAILURES guesses an hour reach an account from all addresses
+  together. A success does not forgive these (it may be a stranger's burst at the
+  same address), and a stranger who exhausts them locks out only unknown devices.
 """
 
 import hashlib
@@ -61,7 +62,7 @@ def login_limits(
     if device is not None and user_id is not None and device.user_id == user_id:
         return [Limit(_digest("device", str(device.device_id)), *per_client, True)]
     return [
-        Limit(_digest("client", email, client), *per_client, True),
+        Limit(_digest("client", email, client), *per_client, False),
         Limit(
             _digest("account", email),
             settings.LOGIN_ACCOUNT_MAX_FAILURES,

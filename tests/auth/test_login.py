@@ -123,8 +123,10 @@ async def test_throttling_is_per_email_and_address(client: httpx.AsyncClient) ->
     assert other_user.status_code == 200
 
 
-async def test_a_successful_login_clears_earlier_failures(client: httpx.AsyncClient) -> None:
-    await register(client)
+async def test_a_known_devices_successful_login_clears_its_earlier_failures(
+    client: httpx.AsyncClient,
+) -> None:
+    await register(client)  # sets the device cookie the client sends from now on
     for _ in range(4):
         await client.post("/api/token/", data={"username": "ada@example.com", "password": "x" * 9})
     ok = await client.post(
