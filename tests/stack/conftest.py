@@ -45,7 +45,9 @@ _real_getaddrinfo = socket.getaddrinfo
 
 def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     names = (DOMAIN, "localhost")
-    if isinstance(host, str) and any(host == n or host.endswith("." + n) for n in names):
+    # anyio (httpx's async clients) passes the name IDNA-encoded, as bytes.
+    name = host.decode() if isinstance(host, bytes) else host
+    if isinstance(name, str) and any(name == n or name.endswith("." + n) for n in names):
         host = "127.0.0.1"
     return _real_getaddrinfo(host, *args, **kwargs)
 
@@ -54,6 +56,9 @@ socket.getaddrinfo = _getaddrinfo
 
 TIMINGS: list[tuple[str, float]] = []
 NOTES: list[str] = []  # printed at the end of the run, e.g. the screenshot's path
+# Figures of the fault tests (requests sent, failed, writes acknowledged, found...),
+# printed at the end and written to artifacts/stack/figures.json for the record.
+FIGURES: dict[str, dict[str, Any]] = {}
 
 
 def timed(label: str, started: float) -> float:
@@ -62,11 +67,24 @@ def timed(label: str, started: float) -> float:
     return elapsed
 
 
+def record_figures(label: str, figures: dict[str, Any]) -> None:
+    """Keep a test's figures for the summary (recorded before its asserts, so a
+    failing run still shows them)."""
+    FIGURES[label] = figures
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if TIMINGS:
         terminalreporter.section("stack timings")
         for label, seconds in TIMINGS:
             terminalreporter.write_line(f"{seconds:7.1f} s  {label}")
+    if FIGURES:
+        terminalreporter.section("stack figures")
+        for label, figures in FIGURES.items():
+            values = ", ".join(f"{key} {value}" for key, value in figures.items())
+            terminalreporter.write_line(f"{label}: {values}")
     for note in NOTES:
         terminalreporter.write_line(note)
 
@@ -267,5 +285,38 @@ def user(stack: Stack) -> dict[str, Any]:
             "/api/auth/register",
             json={"email": email, "password": PASSWORD, "full_name": "E2E Tester"},
         )
+    assert response.status_code == 201, response.text
+    return {"email": email, "password": PASSWORD, **response.json()}
+
+
+@pytest.fixture(scope="module")
+def configured_stack(stack: Stack) -> Stack:
+    """The stack as the session deployed it: test_09 switches it to a local domain
+    and the local CA, so a later module redeploys the session's settings first."""
+    wanted = env_file_text(stack.settings)
+    if stack.env_file.read_text() != wanted:
+        started = time.monotonic()
+        stack.env_file.write_text(wanted)
+        stack.deploy()
+        timed("redeployed with the session's settings (test domain, ACME)", started)
+    return stack
+
+
+def register_user(stack: Stack, label: str) -> dict[str, Any]:
+    """A fresh account (its access token outlives any one module). Traefik's limiter
+    on register may still be spending an earlier test's burst: wait it out."""
+    email = f"{label}-{uuid.uuid4().hex[:12]}@example.com"
+
+    def register() -> httpx.Response | None:
+        with stack.client() as client:
+            response = client.post(
+                "/api/auth/register",
+                json={"email": email, "password": PASSWORD, "full_name": label},
+            )
+        return None if response.status_code == 429 else response
+
+    response: httpx.Response = stack.wait_until(
+        "registration past Traefik's rate limit", register, timeout=90, interval=3
+    )
     assert response.status_code == 201, response.text
     return {"email": email, "password": PASSWORD, **response.json()}
