@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     DB_MAX_OVERFLOW: int = Field(default=10, ge=0)
     DB_POOL_TIMEOUT: float = Field(default=5.0, gt=0)
 
+    # Larger request bodies get 413 (Traefik applies the same variable in the stack).
+    MAX_REQUEST_BODY_BYTES: int = Field(default=1_048_576, ge=1)
+
     @field_validator("BACKEND_CORS_ORIGINS", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

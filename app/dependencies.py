@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer
+from pydantic import AfterValidator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import service as auth_service
@@ -14,6 +15,7 @@ from app.config import Settings
 from app.database.db import open_session
 from app.exceptions import NotAuthenticated, PermissionDenied
 from app.models.models import User
+from app.schema.common import MAX_MONEY, MAX_OFFSET, storable_text
 from app.schema.items import ItemSortField
 from app.schema.users import UserSortField
 from app.services.items import ItemFilters
@@ -73,7 +75,9 @@ AdminUser = Annotated[User, Depends(get_current_admin)]
 
 def get_paging(
     limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1–100.")] = 20,
-    offset: Annotated[int, Query(ge=0, description="How many to skip.")] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description=f"How many to skip, 0–{MAX_OFFSET}.")
+    ] = 0,
 ) -> Paging:
     return Paging(limit=limit, offset=offset)
 
@@ -111,12 +115,22 @@ def get_item_filters(
         Query(
             min_length=1, max_length=200, description="Substring of name or description, any case."
         ),
+        AfterValidator(storable_text),
     ] = None,
     tag: Annotated[
-        str | None, Query(min_length=1, max_length=50, description="Has this tag.")
+        str | None,
+        Query(min_length=1, max_length=50, description="Has this tag."),
+        AfterValidator(storable_text),
     ] = None,
-    min_price: Annotated[Decimal | None, Query(ge=0, description="Price at least this.")] = None,
-    max_price: Annotated[Decimal | None, Query(ge=0, description="Price at most this.")] = None,
+    # Bounded like the NUMERIC(12,2) column they are compared with.
+    min_price: Annotated[
+        Decimal | None,
+        Query(ge=0, le=MAX_MONEY, decimal_places=2, description="Price at least this."),
+    ] = None,
+    max_price: Annotated[
+        Decimal | None,
+        Query(ge=0, le=MAX_MONEY, decimal_places=2, description="Price at most this."),
+    ] = None,
 ) -> ItemFilters:
     if min_price is not None and max_price is not None and min_price > max_price:
         raise RequestValidationError(

@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -92,6 +91,19 @@ class ServiceUnavailable(DomainError):
         return {"Retry-After": str(self.retry_after_seconds)}
 
 
+class MalformedBody(DomainError):
+    """FastAPI's own answer to a body it cannot decode (not UTF-8, nested too deep);
+    raised by FastAPI, named here to be documented."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    detail = "There was an error parsing the body"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = status.HTTP_413_CONTENT_TOO_LARGE
+    detail = "Request body too large"
+
+
 # Infrastructure failures a request can meet, answered 503 rather than 500:
 # the pool had no free connection in time, or the database did not answer.
 DATABASE_BUSY = "Database busy; retry shortly"
@@ -105,23 +117,68 @@ async def _domain_error_response(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _json_safe(value: Any) -> Any:
-    """JSON has no NaN or Infinity: a body that sent them gets them back as text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
+# A 422 says where and why, and echoes a short scalar input to help the caller;
+# never a secret, a whole body or object (it may hold a password), nor megabytes.
+SECRET_FIELDS = frozenset(
+    {"password", "current_password", "new_password", "refresh_token", "token", "access_token"}
+)
+MAX_ECHOED_CHARACTERS = 100
+MAX_ECHOED_INTEGER = 2**63
+_WITHHELD = object()
+
+
+def _echoable_text(text: str, limit: int = MAX_ECHOED_CHARACTERS) -> str:
+    """Short, and encodable: a lone surrogate comes back escaped (`\\ud800`)."""
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _echoable(value: Any) -> Any:
+    """The value as it may appear in a 422, or _WITHHELD when it must not."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < MAX_ECHOED_INTEGER else _WITHHELD
+    if isinstance(value, float):
+        # JSON has no NaN or Infinity: a body that sent them gets them back as text.
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return _echoable_text(value)
+    return _WITHHELD
+
+
+def _context_value(value: Any) -> Any:
+    """`ctx` holds the rule that failed (a bound, an exception): shown as text."""
+    shown = _echoable(value)
+    return _echoable_text(str(value)) if shown is _WITHHELD else shown
+
+
+def _public_error(error: dict[str, Any]) -> dict[str, Any]:
+    location = [
+        part if isinstance(part, int) else _echoable_text(str(part)) for part in error["loc"]
+    ]
+    public: dict[str, Any] = {
+        "type": error["type"],
+        "loc": location,
+        "msg": _echoable_text(str(error["msg"]), limit=1000),
+    }
+    if "input" in error and not SECRET_FIELDS.intersection(map(str, error["loc"])):
+        shown = _echoable(error["input"])
+        if shown is not _WITHHELD:
+            public["input"] = shown
+    if error.get("ctx"):
+        public["ctx"] = {str(key): _context_value(value) for key, value in error["ctx"].items()}
+    return public
 
 
 async def _validation_error_response(_: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, but never a 500 when the offending input is NaN or Infinity."""
+    """FastAPI's 422, safe to encode whatever the input was, and without echoing it
+    when it is a secret or too big."""
     assert isinstance(exc, RequestValidationError)
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content={"detail": _json_safe(jsonable_encoder(exc.errors()))},
+        content={"detail": [_public_error(error) for error in exc.errors()]},
     )
 
 

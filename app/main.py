@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -11,7 +12,14 @@ from app.auth.routes import auth_router, token_router
 from app.config import Settings, get_settings
 from app.database.db import create_engine, create_session_factory
 from app.docs import add_docs
-from app.exceptions import ServiceUnavailable, error_responses, register_exception_handlers
+from app.exceptions import (
+    MalformedBody,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    error_responses,
+    register_exception_handlers,
+)
+from app.middleware import LimitRequestBody
 from app.routes import health, items, users
 
 DESCRIPTION = """
@@ -26,6 +34,22 @@ Users own **items**; every request after login carries a bearer token.
 Errors are JSON with a `detail`: a sentence for domain errors, a list of issues
 for `422`.
 """
+
+MALFORMED_BODY_RESPONSE = {
+    "description": MalformedBody.detail,
+    "content": {
+        "application/json": {
+            "schema": {"$ref": "#/components/schemas/ErrorDetail"},
+            "example": {"detail": MalformedBody.detail},
+        }
+    },
+}
+VALIDATION_ERROR_RESPONSE = {
+    "description": "Validation Error",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+    },
+}
 
 TAGS = [
     {"name": "auth", "description": "Register, log in, rotate and revoke tokens."},
@@ -58,10 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         swagger_ui_parameters={"persistAuthorization": True},
-        # Any route may meet an overloaded pool or a database that is down.
-        responses=error_responses(ServiceUnavailable),
+        # Any route may meet an overloaded pool or a database that is down, and
+        # any request may carry a body over the limit.
+        responses=error_responses(ServiceUnavailable, PayloadTooLarge),
     )
     app.state.settings = settings
+    # Added first, so CORS (added after, hence outside it) can label its 413.
+    app.add_middleware(LimitRequestBody, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     if settings.BACKEND_CORS_ORIGINS:
         app.add_middleware(
             CORSMiddleware,
@@ -74,7 +101,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (auth_router, token_router, users.router, items.router, health.router):
         app.include_router(router)
     add_docs(app)
+    document_body_errors(app)
     return app
+
+
+def document_body_errors(app: FastAPI) -> None:
+    """Every operation that reads a body can answer 400 (FastAPI's answer to a body
+    it cannot decode: not UTF-8, nested too deep) and 422; FastAPI documents the
+    422 only where it parses the body itself, not for `/api/token/`'s own."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                if "requestBody" in operation:
+                    responses = operation["responses"]
+                    responses.setdefault("400", MALFORMED_BODY_RESPONSE)
+                    responses.setdefault("422", VALIDATION_ERROR_RESPONSE)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 app = create_app()

@@ -1,6 +1,8 @@
 """`/api/items`: the caller's items (an admin's: everyone's)."""
 
-from fastapi import APIRouter, Depends, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, status
 
 from app.dependencies import (
     CurrentUser,
@@ -11,7 +13,7 @@ from app.dependencies import (
     get_current_user,
 )
 from app.exceptions import NotAuthenticated, NotFound, error_responses
-from app.schema.common import Page
+from app.schema.common import MAX_ID, Page
 from app.schema.items import ItemCreate, ItemOut, ItemPatch
 from app.services import items as items_service
 
@@ -22,6 +24,8 @@ router = APIRouter(
     responses=error_responses(NotAuthenticated),
 )
 MISSING = error_responses(NotFound)
+# Bounded like the integer column: a larger id is a 422, not a database error.
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description=f"The item's id, 1–{MAX_ID}.")]
 
 
 @router.post(
@@ -47,13 +51,13 @@ async def list_items(
 
 
 @router.get("/{item_id}", response_model=ItemOut, summary="Read an item", responses=MISSING)
-async def read_item(item_id: int, user: CurrentUser, session: SessionDep) -> ItemOut:
+async def read_item(item_id: ItemId, user: CurrentUser, session: SessionDep) -> ItemOut:
     return await items_service.get_item(session=session, viewer=user, item_id=item_id)
 
 
 @router.put("/{item_id}", response_model=ItemOut, summary="Replace an item", responses=MISSING)
 async def replace_item(
-    item_id: int, data: ItemCreate, user: CurrentUser, session: SessionDep
+    item_id: ItemId, data: ItemCreate, user: CurrentUser, session: SessionDep
 ) -> ItemOut:
     """**Full replacement**: required fields must be present; optional fields left
     out are cleared."""
@@ -64,7 +68,7 @@ async def replace_item(
 
 @router.patch("/{item_id}", response_model=ItemOut, summary="Update some fields", responses=MISSING)
 async def patch_item(
-    item_id: int, data: ItemPatch, user: CurrentUser, session: SessionDep
+    item_id: ItemId, data: ItemPatch, user: CurrentUser, session: SessionDep
 ) -> ItemOut:
     """**Partial update**: fields left out stay as they are; `null` clears an
     optional field."""
@@ -77,5 +81,5 @@ async def patch_item(
     summary="Delete an item",
     responses=MISSING,
 )
-async def delete_item(item_id: int, user: CurrentUser, session: SessionDep) -> None:
+async def delete_item(item_id: ItemId, user: CurrentUser, session: SessionDep) -> None:
     await items_service.delete_item(session=session, viewer=user, item_id=item_id)

@@ -1,6 +1,8 @@
 """`/api/users`: the caller's own account, and admin management of all accounts."""
 
-from fastapi import APIRouter, Depends, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, status
 
 from app.dependencies import (
     AdminUser,
@@ -20,7 +22,7 @@ from app.exceptions import (
     WrongPassword,
     error_responses,
 )
-from app.schema.common import Page
+from app.schema.common import MAX_ID, Page
 from app.schema.users import PasswordChange, UserOut, UserUpdateAdmin, UserUpdateMe
 from app.services import users as users_service
 
@@ -31,6 +33,8 @@ router = APIRouter(
     responses=error_responses(NotAuthenticated),
 )
 ADMIN_ERRORS = error_responses(PermissionDenied, NotFound)
+# Bounded like the integer column: a larger id is a 422, not a database error.
+UserId = Annotated[int, Path(ge=1, le=MAX_ID, description=f"The user's id, 1–{MAX_ID}.")]
 
 
 @router.get("/me", response_model=UserOut, summary="Who am I")
@@ -92,7 +96,7 @@ async def list_users(
 @router.get(
     "/{user_id}", response_model=UserOut, summary="Read a user (admin)", responses=ADMIN_ERRORS
 )
-async def read_user(user_id: int, _: AdminUser, session: SessionDep) -> UserOut:
+async def read_user(user_id: UserId, _: AdminUser, session: SessionDep) -> UserOut:
     return UserOut.model_validate(await users_service.get_user(session=session, user_id=user_id))
 
 
@@ -103,7 +107,7 @@ async def read_user(user_id: int, _: AdminUser, session: SessionDep) -> UserOut:
     responses={**ADMIN_ERRORS, **error_responses(Conflict)},
 )
 async def update_user(
-    user_id: int, data: UserUpdateAdmin, _: AdminUser, session: SessionDep
+    user_id: UserId, data: UserUpdateAdmin, _: AdminUser, session: SessionDep
 ) -> UserOut:
     """An admin may also set `is_active` and `is_superuser`. Deactivating a user
     ends their sessions at once. The last active superuser cannot be demoted."""
@@ -120,6 +124,6 @@ async def update_user(
     summary="Delete a user (admin)",
     responses={**ADMIN_ERRORS, **error_responses(Conflict)},
 )
-async def delete_user(user_id: int, _: AdminUser, session: SessionDep) -> None:
+async def delete_user(user_id: UserId, _: AdminUser, session: SessionDep) -> None:
     user = await users_service.get_user(session=session, user_id=user_id)
     await users_service.delete_user(session=session, user=user)

@@ -1,9 +1,16 @@
-"""Shapes shared by every domain: errors, pages, money."""
+"""Shapes shared by every domain: errors, pages, money; the rules every input obeys."""
 
+import re
 from decimal import Decimal
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+
+# What the columns hold. Ids are Postgres `integer`; offsets share the bound (no
+# table holds more rows). Money is NUMERIC(12,2).
+MAX_ID = 2**31 - 1
+MAX_OFFSET = MAX_ID
+MAX_MONEY = Decimal("9999999999.99")
 
 # Exact in the database and in Python; a JSON number on the wire. NUMERIC(12,2)
 # holds at most 12 significant digits, which a float's shortest repr keeps exact.
@@ -36,7 +43,39 @@ def reject_null(value: object) -> object:
     return value
 
 
+# A lone surrogate decodes from a JSON escape (`"\\ud800"`) but has no UTF-8 form.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why Postgres (UTF-8 `text`) cannot store this string, or None."""
+    if "\x00" in text:
+        return "must not contain NUL (\\x00) characters"
+    if _SURROGATE.search(text):
+        return "must be valid Unicode text (no unpaired surrogates)"
+    return None
+
+
+def storable_text(value: T) -> T:
+    """The rule every string input obeys, in bodies and query parameters alike."""
+    if isinstance(value, str) and (problem := text_problem(value)):
+        raise ValueError(problem)
+    return value
+
+
 class StrictInput(BaseModel):
-    """Request bodies refuse unknown fields: `id` or `owner_id` cannot be smuggled in."""
+    """Request bodies refuse unknown fields: `id` or `owner_id` cannot be smuggled in.
+    Every string in them, or in a list of them, must be storable text: checked
+    before any other validation, so no validator ever sees a NUL or a surrogate."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable_text(cls, value: object) -> object:
+        if isinstance(value, list):
+            for index, element in enumerate(value):
+                if isinstance(element, str) and (problem := text_problem(element)):
+                    raise ValueError(f"item {index} {problem}")
+            return value
+        return storable_text(value)
