@@ -78,7 +78,10 @@ async def _open_session_if_unchanged(
             .with_for_update(read=True)
         )
     ).one_or_none()
-    if current is None or not current[0] or current[1] != epoch:
+    if current is None:
+        raise InvalidCredentials()
+    is_active, current_epoch = current
+    if not is_active or current_epoch != epoch:
         raise InvalidCredentials()
     return await open_session(session=session, settings=settings, user_id=user_id)
 
