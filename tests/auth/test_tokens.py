@@ -1,7 +1,5 @@
 """Every rule a token obeys, wherever a bearer token is read."""
 
-import base64
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,29 +9,14 @@ import jwt
 import pytest
 
 from app.config import Settings
-from tests.conftest import TEST_SECRET_KEY, bearer
+from tests.conftest import bearer, register
+from tests.security.forge import ACCESS_VARIANTS, bad_access_tokens, claims_of, forge
 
 BEARER_ENDPOINTS = [
     ("GET", "/api/users/me"),
     ("GET", "/api/items/"),
     ("POST", "/api/auth/logout-all"),
 ]
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    payload: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return payload
-
-
-def forge(claims: dict[str, Any], *, key: str = TEST_SECRET_KEY, algorithm: str = "HS256") -> str:
-    return jwt.encode(claims, key, algorithm=algorithm)
-
-
-def unsigned(claims: dict[str, Any]) -> str:
-    def part(data: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
 async def test_access_tokens_carry_the_required_claims(
@@ -53,7 +36,7 @@ async def test_access_tokens_carry_the_required_claims(
 
 
 async def test_every_token_has_its_own_jti(client: httpx.AsyncClient) -> None:
-    from tests.conftest import login, register
+    from tests.conftest import login
 
     first = await register(client)
     second = await login(client)
@@ -65,46 +48,13 @@ async def test_every_token_has_its_own_jti(client: httpx.AsyncClient) -> None:
     assert len(jtis) == 4
 
 
-def _tamper(token: str) -> str:
-    """Change `sub` and keep the original signature."""
-    header, payload, signature = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
-    claims["sub"] = "999"
-    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    return f"{header}.{forged}.{signature}"
-
-
-def bad_tokens(pair: dict[str, Any]) -> dict[str, str]:
-    good = claims_of(pair["access_token"]) if pair else {}
-    now = datetime.now(UTC)
-    return {
-        "refresh token as bearer": pair.get("refresh_token", ""),
-        "tampered payload": _tamper(pair["access_token"]) if pair else "",
-        "alg none": unsigned(good),
-        "HS512 with the same key": forge(good, algorithm="HS512"),
-        "HS384 with the same key": forge(good, algorithm="HS384"),
-        "another key": forge(good, key="another-secret-key-that-is-long-enough-" * 2),
-        "wrong issuer": forge({**good, "iss": "someone-else"}),
-        "wrong audience": forge({**good, "aud": "another-api"}),
-        "expired": forge(
-            {**good, "iat": now - timedelta(hours=1), "exp": now - timedelta(minutes=1)}
-        ),
-        "no jti": forge({k: v for k, v in good.items() if k != "jti"}),
-        "no type": forge({k: v for k, v in good.items() if k != "type"}),
-        "no exp": forge({k: v for k, v in good.items() if k != "exp"}),
-        "garbage": "not.a.jwt",
-    }
-
-
-VARIANT_NAMES = list(bad_tokens({}))
-
-
-@pytest.mark.parametrize("variant", VARIANT_NAMES)
+@pytest.mark.parametrize("variant", ACCESS_VARIANTS)
 @pytest.mark.parametrize(("method", "path"), BEARER_ENDPOINTS)
 async def test_a_bad_bearer_token_is_401_with_www_authenticate(
     client: httpx.AsyncClient, user_tokens: dict[str, Any], variant: str, method: str, path: str
 ) -> None:
-    tokens = bad_tokens(user_tokens)
+    other = await register(client, "bob@example.com")
+    tokens = bad_access_tokens(user_tokens, other=other)
     response = await client.request(method, path, headers=bearer(tokens[variant]))
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"
