@@ -1,6 +1,7 @@
 """Injection: every query parameter of every GET and every path id (from the app's
-OpenAPI document) × SQL, LIKE, JSON/array-literal and unicode metacharacters → a
-200 or a 422 naming the parameter, never a 500; free-text filters match literally;
+OpenAPI document) × SQL, LIKE, JSON/array-literal and unicode metacharacters, NUL,
+invalid UTF-8 and out-of-range numbers → a 200 or a 422 naming the parameter (a 404
+for a path id), never a 500; free-text filters match literally;
 the tables are intact afterwards."""
 
 from collections.abc import AsyncIterator
@@ -47,8 +48,13 @@ LIKE = ["%", "_", "\\", "\\%", "\\_", "%%", "%_%", "a%b", "[a-z]", "^", ".*"]
 JSON_AND_ARRAYS = ["{}", '{"a": 1}', "[]", "{a,b}", '{"}', "NULL", "null", "true", "-1", "1e3"]
 UNICODE = ["é", "☕€", "日本", "𝕏", "\u202e", "\u200b", "ǅ", "😀" * 60, " ", "\t", "\n", "\r\n"]
 TOO_LONG = ["x" * 201]
-PAYLOADS = SQL + LIKE + JSON_AND_ARRAYS + UNICODE + TOO_LONG
-PATH_PAYLOADS = [*SQL, *LIKE, *JSON_AND_ARRAYS, "0", "1.5", "0x10", "é", "😀"]
+# Postgres text cannot hold NUL; integer, bigint and NUMERIC have bounds.
+NUL = ["\x00", "a\x00b"]
+OUT_OF_RANGE = [str(2**31), str(2**63), str(-(2**63) - 1), "1" + "0" * 30, "1e999999", "1e-999999"]
+PAYLOADS = SQL + LIKE + JSON_AND_ARRAYS + UNICODE + TOO_LONG + NUL + OUT_OF_RANGE
+PATH_PAYLOADS = [*SQL, *LIKE, *JSON_AND_ARRAYS, *NUL, *OUT_OF_RANGE, "0", "1.5", "0x10", "é", "😀"]
+# Sent as they are, percent-encoded: invalid UTF-8, a lone surrogate, overlong "/".
+RAW_QUERY_VALUES = ["%FF%FE", "%ED%A0%80", "%C0%AF", "%00"]
 
 # Free-text query parameters and what matching them means. Every string parameter
 # of the API without an enum must be here, so a new one declares its semantics.
@@ -112,6 +118,10 @@ async def test_every_payload_in_a_query_parameter_is_200_or_a_422_naming_it(
         )
         if not acceptable(response, ["query", name]):
             unexpected[payload] = (response.status_code, response.text[:200])
+    for raw in RAW_QUERY_VALUES:
+        response = await raw_client.get(f"{operation.path}?{name}={raw}", headers=bearer(token))
+        if not acceptable(response, ["query", name]):
+            unexpected[raw] = (response.status_code, response.text[:200])
     assert unexpected == {}
     assert await snapshot(app) == before
 
