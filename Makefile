@@ -11,7 +11,7 @@ COMPOSE ?= docker compose
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(BIN)/python: requirements.txt requirements-dev.txt tests/stack/requirements.txt
+$(BIN)/python: requirements.txt requirements-dev.txt tests/stack/requirements.txt bench/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -43,9 +43,24 @@ fmt: install ## Format and auto-fix with ruff
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# --- Benchmark (bench/; not a test: targets are reported, never fail the build) ----
 .PHONY: bench
-bench: install ## Throughput and latency benchmark of the API on the embedded Postgres
-	$(BIN)/python scripts/bench.py
+bench: install bench-tools ## App vs a raw ASGI baseline under wrk: table, results.json, chart (~8 min)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+.PHONY: bench-smoke
+bench-smoke: install bench-tools ## The benchmark's harness end to end in seconds (one short run each)
+	$(BIN)/python -m bench --smoke
+
+.PHONY: bench-stack
+bench-stack: install bench-tools ## S6: S1 through Traefik over HTTPS vs direct, in the compose stack (root)
+	$(BIN)/python -m bench.stack $(BENCH_ARGS)
+
+# wrk is Debian's package (installing needs root, as `make test-stack` does).
+.PHONY: bench-tools
+bench-tools:
+	@command -v wrk >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 
 # --- The compose stack ---------------------------------------------------------
 .PHONY: up

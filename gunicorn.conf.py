@@ -28,6 +28,9 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Heartbeat files on tmpfs: the container's root filesystem is read-only.
 worker_tmp_dir = "/dev/shm"  # noqa: S108 (a private tmpfs, not a shared /tmp)
 
-accesslog = "-"
+# ACCESS_LOG: "-" (stdout, the default), a file path, or "off" (`make bench`
+# measures the app, not its logging; uvicorn then skips access logging entirely).
+_access_log = os.environ.get("ACCESS_LOG", "-")
+accesslog = None if _access_log.lower() == "off" else _access_log
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

@@ -1,0 +1,244 @@
+"""The benchmark's baseline: a raw ASGI app (no framework) doing the app's database
+work for `GET /api/items/` and `GET /api/users/me`, plus a constant JSON answer.
+
+What the app does per request, and nothing more: verify the HS256 access token
+(pyjwt: pinned algorithm, `iss`, `aud`, every claim required), one query for "the
+active user with a live session" (app/auth/service.py user_from_access_token), and
+for the list a count and a page of 20 sorted by `-created_at` then `id`
+(app/services/items.py, paging.py), through a psycopg async pool of autocommit
+connections; the JSON has the shape of the app's `Page[ItemOut]` and `UserOut`.
+It is what the app's framework, ORM and validation cost is measured against.
+
+Run like the app: `gunicorn bench.baseline:app --bind ...` (gunicorn.conf.py: the
+same uvicorn workers), configured by the app's environment variables.
+"""
+
+import json
+import os
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs
+
+import jwt
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+ALGORITHM = "HS256"
+SESSION_CLAIMS = ["sub", "exp", "iat", "jti", "iss", "aud", "type", "sid"]
+MAX_PAGE_SIZE = 100
+
+CURRENT_USER = """
+SELECT users.id, users.email, users.full_name, users.hashed_password, users.is_active,
+       users.is_superuser, users.session_epoch, users.created_at, users.updated_at
+FROM users JOIN auth_sessions ON auth_sessions.user_id = users.id
+WHERE users.id = %s AND users.is_active IS true
+  AND auth_sessions.id = %s AND auth_sessions.revoked_at IS NULL
+"""
+COUNT_ITEMS = "SELECT count(*) FROM items WHERE items.owner_id = %s"
+PAGE_OF_ITEMS = """
+SELECT id, owner_id, name, description, price, tax, tags, image, created_at, updated_at
+FROM items WHERE items.owner_id = %s
+ORDER BY items.created_at DESC, items.id LIMIT %s OFFSET %s
+"""
+
+CONSTANT = json.dumps({"status": "ok"}).encode()
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class NotAuthenticated(Exception):
+    """No token, a bad one, or no live session behind it: a 401, as in the app."""
+
+
+def _env(name: str, default: str) -> str:
+    # As the app's settings: an empty variable counts as unset.
+    return os.environ.get(name) or default
+
+
+class Baseline:
+    def __init__(self) -> None:
+        host, _, port = _env("POSTGRES_URL", "localhost:5432").rpartition(":")
+        if not host:  # no port given
+            host, port = port, "5432"
+        conninfo = make_conninfo(
+            host=host,
+            port=port,
+            user=_env("POSTGRES_USER", "app"),
+            password=_env("POSTGRES_PW", ""),
+            dbname=_env("POSTGRES_DB", "app"),
+        )
+        pool_size = int(_env("DB_POOL_SIZE", "10"))
+        # Sized like the app's SQLAlchemy pool: DB_POOL_SIZE kept, DB_MAX_OVERFLOW more.
+        self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            conninfo,
+            min_size=pool_size,
+            max_size=pool_size + int(_env("DB_MAX_OVERFLOW", "10")),
+            kwargs={"autocommit": True},
+            open=False,
+        )
+        self.secret = _env("SECRET_KEY", "")
+        self.issuer = _env("JWT_ISSUER", "fastapi-stack")
+        self.audience = _env("JWT_AUDIENCE", "fastapi-stack-api")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        try:
+            if method == "GET" and path == "/api/constant":
+                await _respond(send, 200, CONSTANT)
+            elif method == "GET" and path == "/api/items/":
+                await _respond(send, 200, await self._items(scope))
+            elif method == "GET" and path == "/api/users/me":
+                await _respond(send, 200, await self._me(scope))
+            else:
+                await _respond(send, 404, b'{"detail":"Not Found"}')
+        except NotAuthenticated:
+            await _respond(
+                send,
+                401,
+                b'{"detail":"Could not validate credentials"}',
+                [(b"www-authenticate", b"Bearer")],
+            )
+        except ValueError:
+            await _respond(send, 422, b'{"detail":"Invalid query parameters"}')
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.pool.open(wait=True)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.pool.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _claims(self, scope: Scope) -> tuple[int, uuid.UUID]:
+        try:
+            payload = jwt.decode(
+                _bearer_token(scope),
+                self.secret,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": SESSION_CLAIMS},
+            )
+            if payload["type"] != "access":
+                raise NotAuthenticated()
+            return int(payload["sub"]), uuid.UUID(payload["sid"])
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
+            raise NotAuthenticated() from exc
+
+    async def _me(self, scope: Scope) -> bytes:
+        user_id, session_id = self._claims(scope)
+        async with self.pool.connection() as connection:
+            user = await (await connection.execute(CURRENT_USER, (user_id, session_id))).fetchone()
+        if user is None:
+            raise NotAuthenticated()
+        return json.dumps(_user_out(user)).encode()
+
+    async def _items(self, scope: Scope) -> bytes:
+        user_id, session_id = self._claims(scope)
+        limit, offset = _paging(scope["query_string"])
+        async with self.pool.connection() as connection:
+            user = await (await connection.execute(CURRENT_USER, (user_id, session_id))).fetchone()
+            if user is None:
+                raise NotAuthenticated()
+            counted = await (await connection.execute(COUNT_ITEMS, (user_id,))).fetchone()
+            rows = await (
+                await connection.execute(PAGE_OF_ITEMS, (user_id, limit, offset))
+            ).fetchall()
+        assert counted is not None
+        page = {
+            "items": [_item_out(row) for row in rows],
+            "total": counted[0],
+            "limit": limit,
+            "offset": offset,
+        }
+        return json.dumps(page).encode()
+
+
+def _bearer_token(scope: Scope) -> str:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token:
+                return token
+    raise NotAuthenticated()
+
+
+def _paging(query_string: bytes) -> tuple[int, int]:
+    query = parse_qs(query_string.decode("latin-1"))
+    limit = int(query.get("limit", ["20"])[0])
+    offset = int(query.get("offset", ["0"])[0])
+    if not 1 <= limit <= MAX_PAGE_SIZE or offset < 0:
+        raise ValueError("limit or offset out of range")
+    return limit, offset
+
+
+def _timestamp(moment: datetime) -> str:
+    # pydantic writes UTC as `Z`.
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _user_out(row: TupleRow) -> dict[str, Any]:
+    user_id, email, full_name, _hash, is_active, is_superuser, _epoch, created_at, _ = row
+    return {
+        "id": user_id,
+        "email": email,
+        "full_name": full_name,
+        "is_active": is_active,
+        "is_superuser": is_superuser,
+        "created_at": _timestamp(created_at),
+    }
+
+
+def _item_out(row: TupleRow) -> dict[str, Any]:
+    item_id, owner_id, name, description, price, tax, tags, image, created, updated = row
+    total: Decimal = price + (tax or Decimal(0))
+    return {
+        "id": item_id,
+        "owner_id": owner_id,
+        "name": name,
+        "description": description,
+        "price": float(price),
+        "tax": None if tax is None else float(tax),
+        "tags": tags,
+        "image": None if image is None else {"url": image["url"], "name": image["name"]},
+        "created_at": _timestamp(created),
+        "updated_at": _timestamp(updated),
+        "total": float(total),
+    }
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                *JSON_HEADERS,
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+app = Baseline()
