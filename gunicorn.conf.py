@@ -5,6 +5,13 @@ comes from the environment so compose/.env can tune it without a rebuild.
 """
 
 import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gunicorn.arbiter import Arbiter
 
 bind = "0.0.0.0:8000"
 worker_class = "uvicorn_worker.UvicornWorker"
@@ -34,3 +41,41 @@ _access_log = os.environ.get("ACCESS_LOG", "-")
 accesslog = None if _access_log.lower() == "off" else _access_log
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+# --- Leaving the load balancer before stopping ---------------------------------
+# On SIGTERM gunicorn closes its listener at once, while Traefik keeps the replica
+# in rotation until the container has exited: requests sent to it meanwhile would
+# be refused (a 502 during every rolling restart). So the master first answers
+# 503 on DRAIN_PROBE_PORT, which Traefik's active health check asks every second
+# (compose.yaml), keeps serving for DRAIN_SECONDS while Traefik takes the replica
+# out, and only then stops gracefully (GRACEFUL_TIMEOUT). Docker's
+# stop_grace_period must exceed DRAIN_SECONDS + GRACEFUL_TIMEOUT.
+drain_probe_port = int(os.environ.get("DRAIN_PROBE_PORT", "8001"))
+drain_seconds = float(os.environ.get("DRAIN_SECONDS", "3"))
+
+
+def when_ready(server: "Arbiter") -> None:
+    draining = threading.Event()
+
+    class DrainProbe(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(503 if draining.is_set() else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Silent: Traefik probes every second."""
+
+    probe = ThreadingHTTPServer(("0.0.0.0", drain_probe_port), DrainProbe)  # noqa: S104
+    threading.Thread(target=probe.serve_forever, name="drain-probe", daemon=True).start()
+    stop = server.handle_term
+
+    def handle_term() -> None:
+        draining.set()
+        server.log.info(
+            "SIGTERM: leaving the load balancer for %.1f s, then draining", drain_seconds
+        )
+        time.sleep(drain_seconds)
+        stop()
+
+    server.handle_term = handle_term
