@@ -67,8 +67,12 @@ def wrk_version() -> str:
     return (shown.stdout or shown.stderr).splitlines()[0].strip()
 
 
-def start(url: str, script: str, load: Load, *args: str) -> subprocess.Popen[str]:
-    """Start wrk on `url` with bench/lua/<script>.lua; `args` go to the script."""
+def start(
+    url: str, script: str, load: Load, *args: str, host: str | None = None
+) -> subprocess.Popen[str]:
+    """Start wrk on `url` with bench/lua/<script>.lua; `args` go to the script.
+    `host`: the Host header, when `url` names an address (the TLS name stays the
+    address: Traefik then serves its default certificate, which wrk does not check)."""
     command = [
         wrk_binary(),
         f"-t{load.threads}",
@@ -77,8 +81,10 @@ def start(url: str, script: str, load: Load, *args: str) -> subprocess.Popen[str
         f"--timeout={load.timeout_seconds:g}s",
         "-s",
         str(LUA / f"{script}.lua"),
-        url,
     ]
+    if host is not None:
+        command += ["-H", f"Host: {host}"]
+    command.append(url)
     if args:
         command += ["--", *args]
     return subprocess.Popen(  # noqa: S603 (our own arguments, no shell)
@@ -112,5 +118,5 @@ def finish(process: subprocess.Popen[str], load: Load) -> WrkResult:
     )
 
 
-def run(url: str, script: str, load: Load, *args: str) -> WrkResult:
-    return finish(start(url, script, load, *args), load)
+def run(url: str, script: str, load: Load, *args: str, host: str | None = None) -> WrkResult:
+    return finish(start(url, script, load, *args, host=host), load)
