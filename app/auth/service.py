@@ -151,7 +151,9 @@ async def refresh(
     claims = _read(refresh_token, settings=settings, expected=tokens.TokenType.REFRESH)
     now = utcnow()
     live_session = select(col(AuthSession.id)).where(
-        col(AuthSession.id) == claims.session_id, col(AuthSession.revoked_at).is_(None)
+        col(AuthSession.id) == claims.session_id,
+        col(AuthSession.user_id) == claims.user_id,
+        col(AuthSession.revoked_at).is_(None),
     )
     spent = await session.exec(
         update(RefreshToken)
@@ -193,7 +195,13 @@ async def _revoke_family_if_reused(
         return
     double_submit = row.used_by == client and utcnow() - row.used_at <= settings.REFRESH_REUSE_GRACE
     if not double_submit:
-        await revoke_sessions(session=session, where=col(AuthSession.id) == claims.session_id)
+        await revoke_sessions(
+            session=session,
+            where=and_(
+                col(AuthSession.id) == claims.session_id,
+                col(AuthSession.user_id) == claims.user_id,
+            ),
+        )
         await session.commit()
 
 

@@ -11,7 +11,12 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import bearer
-from tests.security.forge import bad_access_tokens, bad_refresh_tokens, foreign_sessions
+from tests.security.forge import (
+    bad_access_tokens,
+    bad_refresh_tokens,
+    foreign_sessions,
+    foreign_subject,
+)
 from tests.security.surface import (
     Operation,
     World,
@@ -176,3 +181,21 @@ async def test_a_refresh_token_naming_no_session_or_anothers_changes_nothing(
     assert await snapshot(app) == before
     await assert_session_intact(client, world.victim)
     await assert_session_intact(client, world.attacker)
+
+
+@pytest.mark.parametrize(("operation", "field"), REFRESH_READERS)
+async def test_a_refresh_token_whose_sub_is_not_its_sessions_user_changes_nothing(
+    client: httpx.AsyncClient, app: FastAPI, world: World, operation: Operation, field: str
+) -> None:
+    """The victim's own session and token id, signed with the real key, but `sub`
+    naming another user: the victim's token is not spent and the session lives."""
+    forgeries = foreign_subject(
+        world.victim["refresh_token"], other=world.attacker["refresh_token"]
+    )
+    before = await snapshot(app)
+    for token in forgeries.values():
+        response = await send(client, operation, operation.path, body={field: token})
+        assert response.status_code in (204, 401), response.text
+        assert "access_token" not in response.text
+    assert await snapshot(app) == before
+    await assert_session_intact(client, world.victim)
