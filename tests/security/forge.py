@@ -173,24 +173,3 @@ def bad_refresh_tokens(pair: dict[str, Any]) -> dict[str, str]:
         **signature_forgeries(genuine),
         **claim_forgeries(genuine),
     }
-
-
-def sample_pair(user_id: int) -> dict[str, str]:
-    """A well-formed pair signed with the test key, for naming the variants while
-    tests are collected (the tests forge from real tokens)."""
-    now = datetime.now(UTC)
-    claims = {
-        "sub": str(user_id),
-        "sid": str(uuid.uuid4()),
-        "iss": "sample",
-        "aud": "sample",
-        "iat": now,
-        "exp": now + timedelta(minutes=15),
-    }
-    return {
-        kind: forge({**claims, "jti": str(uuid.uuid4()), "type": kind.removesuffix("_token")})
-        for kind in ("access_token", "refresh_token")
-    }
-
-
-ACCESS_VARIANTS = list(bad_access_tokens(sample_pair(1), other=sample_pair(2)))
