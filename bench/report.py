@@ -275,18 +275,23 @@ def write_chart(report: Report, path: Path) -> None:
             )
             latency.bar(x, summary.p99_ms, width, color=colour, alpha=0.45)
             latency.bar(x, summary.p50_ms, width, color=colour)
-    for axes in (throughput, latency):
+    throughput.set_title("Throughput (median; dots: each run)")
+    latency.set_title("Latency (solid: p50, light: p99)")
+    rates = [summary.rps for summary in summaries]
+    latencies = [value for summary in summaries for value in (summary.p50_ms, summary.p99_ms)]
+    for axes, values in ((throughput, rates), (latency, latencies)):
         axes.set_xticks(list(positions))
         axes.set_xticklabels(
             [f"{scenario}\n{SHORT_LABELS[scenario]}" for scenario in scenarios], fontsize=8
         )
-        axes.set_yscale("log")
+        # Log only when the figures span decades (logins/s beside req/s).
+        if min(values) > 0 and max(values) / min(values) > 20:
+            axes.set_yscale("log")
+            axes.set_title(axes.get_title() + ", log scale")
         axes.grid(axis="y", alpha=0.3)
     handles = [Rectangle((0, 0), 1, 1, color=COLOURS[system]) for system in systems]
     throughput.legend(handles, systems, fontsize=9, loc="upper right")
-    throughput.set_title("Throughput (median; dots: each run; log scale)")
     throughput.set_ylabel("requests per second")
-    latency.set_title("Latency (solid: p50, light: p99; log scale)")
     latency.set_ylabel("milliseconds")
 
     if report.targets:
@@ -294,7 +299,7 @@ def write_chart(report: Report, path: Path) -> None:
         scores = [min(target.score, 3.0) for target in report.targets]
         colours = ["#2ca02c" if target.met else "#d62728" for target in report.targets]
         rows = range(len(report.targets))
-        verdicts.barh(list(rows), scores, color=colours)
+        verdicts.barh(list(rows), scores, color=colours, height=0.6)
         verdicts.axvline(1.0, color="black", linewidth=1)
         for row, target, score in zip(rows, report.targets, scores, strict=True):
             verdicts.annotate(
@@ -307,7 +312,8 @@ def write_chart(report: Report, path: Path) -> None:
             )
         verdicts.set_yticks(list(rows))
         verdicts.set_yticklabels([_wrap(name, 34) for name in names], fontsize=8)
-        verdicts.invert_yaxis()
+        # Top to bottom, and rows of one height whatever the number of targets.
+        verdicts.set_ylim(max(len(report.targets), 6) - 0.5, -0.5)
         verdicts.set_xlim(0, 4.2)
         verdicts.set_title("Targets: measured ÷ bound (>= 1 is met)")
         verdicts.set_xlabel("green: met, red: not met")
