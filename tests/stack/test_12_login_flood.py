@@ -26,8 +26,11 @@ READ_EVERY_SECONDS = 0.1
 QUIET_AFTER_SECONDS = 2.0
 FLOOD_TIMEOUT_SECONDS = 120.0
 # Before the app's fix a user's /users/me got a 500 after 10 s. Served means 200,
-# well within that, on a 2-core host that also runs the flood's 300 TLS clients.
-READ_BOUND_SECONDS = 5.0
+# nearly all promptly, none near that, on a 2-core host that also runs the
+# flood's 300 TLS clients (whose handshakes can stall a read or two for seconds).
+PROMPT_READ_SECONDS = 1.0
+PROMPT_READ_SHARE = 0.95
+SLOWEST_READ_SECONDS = 8.0
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +106,7 @@ def test_login_flood_through_traefik_keeps_authenticated_reads_served(
     flood_answers, flood_seconds = results.get(timeout=5)
     read_answers = Counter(status for status, _ in reads)
     slowest_read = max(seconds for _, seconds in reads)
+    prompt_share = sum(seconds < PROMPT_READ_SECONDS for _, seconds in reads) / len(reads)
     record_figures(
         f"login flood ({FLOOD} concurrent unknown-email logins) through Traefik",
         {
@@ -110,6 +114,7 @@ def test_login_flood_through_traefik_keeps_authenticated_reads_served(
             "flood s": round(flood_seconds, 2),
             "reads /users/me": len(reads),
             "read answers": dict(read_answers),
+            f"reads under {PROMPT_READ_SECONDS:g} s": f"{prompt_share:.0%}",
             "slowest read s": round(slowest_read, 3),
         },
     )
@@ -120,5 +125,6 @@ def test_login_flood_through_traefik_keeps_authenticated_reads_served(
     # ...and the app answered the rest as a login service does, never with a 500.
     assert set(flood_answers) <= {"429 proxy", "401 app", "429 app", "503 app"}, flood_answers
     assert read_answers == {"200 app": len(reads)}, read_answers
-    assert slowest_read < READ_BOUND_SECONDS
+    assert prompt_share >= PROMPT_READ_SHARE, sorted(seconds for _, seconds in reads)[-10:]
+    assert slowest_read < SLOWEST_READ_SECONDS
     timed("login flood through Traefik, reads served", started)
