@@ -22,7 +22,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.DB_POOL_TIMEOUT,
         # A restarted database leaves dead connections in the pool: test before use.
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 5},
+        connect_args={"connect_timeout": settings.DB_CONNECT_TIMEOUT},
     )
 
 
