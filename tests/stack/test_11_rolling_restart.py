@@ -37,7 +37,7 @@ DIRECT_CLIENTS = 3
 # Traefik adds a replica that turned healthy within its provider throttle (2 s).
 ROUTED_AGAIN_SECONDS = 3.0
 # A stopping replica leaves Traefik's rotation before it stops accepting, so no
-# request waits on one (a vanished one would cost a 1 s dial timeout per try).
+# request waits on one (a vanished one would cost a 5 s dial timeout per try).
 SLOWEST_REQUEST_SECONDS = 2.0
 
 
