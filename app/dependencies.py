@@ -1,4 +1,8 @@
-"""Dependencies written once and reused by the routers."""
+"""Dependencies written once and reused by the routers.
+
+All are `async def`, even those that never await: FastAPI runs a plain `def`
+dependency on a worker thread, a hop per dependency per request.
+"""
 
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -8,13 +12,14 @@ from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import AfterValidator
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import service as auth_service
 from app.config import Settings
 from app.database.db import open_session
 from app.exceptions import NotAuthenticated, PermissionDenied
-from app.models.models import User
+from app.models.models import AuthenticatedUser
 from app.schema.common import MAX_MONEY, MAX_OFFSET, storable_text
 from app.schema.items import ItemSortField
 from app.schema.users import UserSortField
@@ -31,7 +36,7 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -41,8 +46,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_reader(request: Request) -> AsyncEngine:
+    """For reads: autocommit connections from the same pool (app/database/db.py)."""
+    reader: AsyncEngine = request.app.state.reader
+    return reader
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReaderDep = Annotated[AsyncEngine, Depends(get_reader)]
 
 
 def client_address(request: Request) -> str:
@@ -50,30 +62,28 @@ def client_address(request: Request) -> str:
 
 
 async def get_current_user(
-    session: SessionDep,
+    reader: ReaderDep,
     settings: SettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> User:
+) -> AuthenticatedUser:
     if not token:
         raise NotAuthenticated("Not authenticated")
-    return await auth_service.user_from_access_token(
-        session=session, settings=settings, token=token
-    )
+    return await auth_service.user_from_access_token(reader=reader, settings=settings, token=token)
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
 
 
-async def get_current_admin(user: CurrentUser) -> User:
+async def get_current_admin(user: CurrentUser) -> AuthenticatedUser:
     if not user.is_superuser:
         raise PermissionDenied()
     return user
 
 
-AdminUser = Annotated[User, Depends(get_current_admin)]
+AdminUser = Annotated[AuthenticatedUser, Depends(get_current_admin)]
 
 
-def get_paging(
+async def get_paging(
     limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1–100.")] = 20,
     offset: Annotated[
         int, Query(ge=0, le=MAX_OFFSET, description=f"How many to skip, 0–{MAX_OFFSET}.")
@@ -85,7 +95,7 @@ def get_paging(
 PagingDep = Annotated[Paging, Depends(get_paging)]
 
 
-def get_item_order(
+async def get_item_order(
     sort: Annotated[
         ItemSortField,
         Query(description="`name`, `price` or `created_at`; a leading `-` sorts descending."),
@@ -97,7 +107,7 @@ def get_item_order(
 ItemOrderDep = Annotated[SortOrder, Depends(get_item_order)]
 
 
-def get_user_order(
+async def get_user_order(
     sort: Annotated[
         UserSortField,
         Query(description="`email` or `created_at`; a leading `-` sorts descending."),
@@ -109,7 +119,7 @@ def get_user_order(
 UserOrderDep = Annotated[SortOrder, Depends(get_user_order)]
 
 
-def get_item_filters(
+async def get_item_filters(
     q: Annotated[
         str | None,
         Query(

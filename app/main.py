@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.auth.routes import auth_router, token_router
 from app.config import Settings, get_settings
-from app.database.db import create_engine, create_session_factory
+from app.database.db import create_engine, create_session_factory, read_only
 from app.docs import add_docs
 from app.exceptions import (
     MalformedBody,
@@ -63,6 +63,7 @@ TAGS = [
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(app.state.settings)
     app.state.engine = engine
+    app.state.reader = read_only(engine)
     app.state.session_factory = create_session_factory(engine)
     try:
         yield

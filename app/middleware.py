@@ -23,7 +23,7 @@ class LimitRequestBody:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not _may_have_body(scope):
             await self.app(scope, receive, send)
             return
         if self._declared_length(scope) > self.max_bytes:
@@ -61,6 +61,12 @@ class LimitRequestBody:
             {"detail": error.detail}, status_code=error.status_code, headers={"Connection": "close"}
         )
         await response(scope, receive, send)
+
+
+def _may_have_body(scope: Scope) -> bool:
+    """A request carries a body only with `Content-Length` or `Transfer-Encoding`
+    (RFC 9112 §6.3): the others (nearly every GET) pass through untouched."""
+    return any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

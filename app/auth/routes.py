@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.auth import service as auth_service
-from app.dependencies import CurrentUser, SessionDep, SettingsDep, client_address
+from app.dependencies import CurrentUser, ReaderDep, SessionDep, SettingsDep, client_address
 from app.exceptions import (
     EmailTaken,
     InvalidCredentials,
@@ -225,9 +225,9 @@ async def refresh_tokens(
     summary="Check an access token",
     responses=error_responses(NotAuthenticated),
 )
-async def verify_token(data: VerifyRequest, session: SessionDep, settings: SettingsDep) -> Verified:
+async def verify_token(data: VerifyRequest, reader: ReaderDep, settings: SettingsDep) -> Verified:
     """`200 {}` when the token is a valid, unrevoked access token of an active user."""
-    await auth_service.user_from_access_token(session=session, settings=settings, token=data.token)
+    await auth_service.user_from_access_token(reader=reader, settings=settings, token=data.token)
     return Verified()
 
 
@@ -251,5 +251,4 @@ async def logout(data: RefreshRequest, session: SessionDep, settings: SettingsDe
 )
 async def logout_all(user: CurrentUser, session: SessionDep) -> None:
     """Revokes **every** session of the caller; their access tokens stop working now."""
-    assert user.id is not None
     await auth_service.logout_everywhere(session=session, user_id=user.id)

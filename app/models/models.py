@@ -1,6 +1,7 @@
 """The tables. Timestamps are timezone-aware; money is NUMERIC, never float."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -41,6 +42,21 @@ class User(SQLModel, table=True):
     session_epoch: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp(onupdate=func.now())
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedUser:
+    """The caller, as the access-token check reads them: a row of `users`, no ORM
+    object (reads need none; a write loads the `User` it changes)."""
+
+    id: int
+    email: str
+    full_name: str | None
+    hashed_password: str
+    is_active: bool
+    is_superuser: bool
+    session_epoch: int
+    created_at: datetime
 
 
 class AuthSession(SQLModel, table=True):

@@ -9,10 +9,12 @@ from app.dependencies import (
     ItemFiltersDep,
     ItemOrderDep,
     PagingDep,
+    ReaderDep,
     SessionDep,
     get_current_user,
 )
 from app.exceptions import NotAuthenticated, NotFound, error_responses
+from app.routes.responses import PydanticJSONResponse
 from app.schema.common import MAX_ID, Page
 from app.schema.items import ItemCreate, ItemOut, ItemPatch
 from app.services import items as items_service
@@ -39,20 +41,24 @@ async def create_item(data: ItemCreate, user: CurrentUser, session: SessionDep) 
 @router.get("/", response_model=Page[ItemOut], summary="List items")
 async def list_items(
     user: CurrentUser,
-    session: SessionDep,
+    reader: ReaderDep,
     filters: ItemFiltersDep,
     paging: PagingDep,
     order: ItemOrderDep,
-) -> Page[ItemOut]:
+) -> PydanticJSONResponse:
     """Your items, filtered, sorted and paginated. `total` counts all matches."""
-    return await items_service.list_items(
-        session=session, viewer=user, filters=filters, paging=paging, order=order
+    return PydanticJSONResponse(
+        await items_service.list_items(
+            reader=reader, viewer=user, filters=filters, paging=paging, order=order
+        )
     )
 
 
 @router.get("/{item_id}", response_model=ItemOut, summary="Read an item", responses=MISSING)
-async def read_item(item_id: ItemId, user: CurrentUser, session: SessionDep) -> ItemOut:
-    return await items_service.get_item(session=session, viewer=user, item_id=item_id)
+async def read_item(item_id: ItemId, user: CurrentUser, reader: ReaderDep) -> PydanticJSONResponse:
+    return PydanticJSONResponse(
+        await items_service.get_item(reader=reader, viewer=user, item_id=item_id)
+    )
 
 
 @router.put("/{item_id}", response_model=ItemOut, summary="Replace an item", responses=MISSING)

@@ -8,6 +8,7 @@ from app.dependencies import (
     AdminUser,
     CurrentUser,
     PagingDep,
+    ReaderDep,
     SessionDep,
     SettingsDep,
     UserOrderDep,
@@ -22,6 +23,7 @@ from app.exceptions import (
     WrongPassword,
     error_responses,
 )
+from app.routes.responses import PydanticJSONResponse
 from app.schema.common import MAX_ID, Page
 from app.schema.users import PasswordChange, UserOut, UserUpdateAdmin, UserUpdateMe
 from app.services import users as users_service
@@ -38,8 +40,8 @@ UserId = Annotated[int, Path(ge=1, le=MAX_ID, description=f"The user's id, 1–{
 
 
 @router.get("/me", response_model=UserOut, summary="Who am I")
-async def read_me(user: CurrentUser) -> UserOut:
-    return UserOut.model_validate(user)
+async def read_me(user: CurrentUser) -> PydanticJSONResponse:
+    return PydanticJSONResponse(UserOut.model_validate(user))
 
 
 @router.patch(
@@ -51,7 +53,7 @@ async def read_me(user: CurrentUser) -> UserOut:
 async def update_me(data: UserUpdateMe, user: CurrentUser, session: SessionDep) -> UserOut:
     """Only `full_name` and `email` can be changed here; any other field is a `422`."""
     updated = await users_service.update_user(
-        session=session, user=user, changes=data.model_dump(exclude_unset=True)
+        session=session, user_id=user.id, changes=data.model_dump(exclude_unset=True)
     )
     return UserOut.model_validate(updated)
 
@@ -83,14 +85,16 @@ async def change_my_password(
 )
 async def delete_me(user: CurrentUser, session: SessionDep) -> None:
     """Deletes the account **and all its items**."""
-    await users_service.delete_user(session=session, user=user)
+    await users_service.delete_user(session=session, user_id=user.id)
 
 
 @router.get("/", response_model=Page[UserOut], summary="List users (admin)", responses=ADMIN_ERRORS)
 async def list_users(
-    _: AdminUser, session: SessionDep, paging: PagingDep, order: UserOrderDep
-) -> Page[UserOut]:
-    return await users_service.list_users(session=session, paging=paging, order=order)
+    _: AdminUser, reader: ReaderDep, paging: PagingDep, order: UserOrderDep
+) -> PydanticJSONResponse:
+    return PydanticJSONResponse(
+        await users_service.list_users(reader=reader, paging=paging, order=order)
+    )
 
 
 @router.get(
@@ -111,9 +115,8 @@ async def update_user(
 ) -> UserOut:
     """An admin may also set `is_active` and `is_superuser`. Deactivating a user
     ends their sessions at once. The last active superuser cannot be demoted."""
-    user = await users_service.get_user(session=session, user_id=user_id)
     updated = await users_service.update_user(
-        session=session, user=user, changes=data.model_dump(exclude_unset=True)
+        session=session, user_id=user_id, changes=data.model_dump(exclude_unset=True)
     )
     return UserOut.model_validate(updated)
 
@@ -125,5 +128,4 @@ async def update_user(
     responses={**ADMIN_ERRORS, **error_responses(Conflict)},
 )
 async def delete_user(user_id: UserId, _: AdminUser, session: SessionDep) -> None:
-    user = await users_service.get_user(session=session, user_id=user_id)
-    await users_service.delete_user(session=session, user=user)
+    await users_service.delete_user(session=session, user_id=user_id)

@@ -1,21 +1,23 @@
 """Items, scoped to their owner in every query (an admin sees all)."""
 
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
 from psycopg.errors import ForeignKeyViolation
 from pydantic import BaseModel
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
+from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
 from app.exceptions import NotAuthenticated, NotFound
-from app.models.models import Item, User, utcnow
+from app.models.models import AuthenticatedUser, Item, utcnow
 from app.schema.common import Page
 from app.schema.items import ItemCreate, ItemOut, ItemPatch
-from app.services.paging import Paging, SortOrder, paginate
+from app.services.paging import AnySelect, PageQuery, Paging, SortOrder, page_query, paginate
 
 ITEM_NOT_FOUND = "Item not found"
 ACCOUNT_GONE = "The account no longer exists"
@@ -28,7 +30,26 @@ class ItemFilters(BaseModel):
     max_price: Decimal | None = None
 
 
-def _visible_to(viewer: User, statement: SelectOfScalar[Item]) -> SelectOfScalar[Item]:
+# What ItemOut is read from: reads select these columns, never ORM objects.
+_ITEM_COLUMNS = select_columns(
+    col(Item.id),
+    col(Item.owner_id),
+    col(Item.name),
+    col(Item.description),
+    col(Item.price),
+    col(Item.tax),
+    col(Item.tags),
+    col(Item.image),
+    col(Item.created_at),
+    col(Item.updated_at),
+)
+
+Statement = TypeVar("Statement", bound=AnySelect)
+# The Postgres type of `tags`, for binding a one-tag array to `@>`.
+_TAGS_TYPE = Item.__table__.c.tags.type  # type: ignore[attr-defined]
+
+
+def _visible_to(viewer: AuthenticatedUser, statement: Statement) -> Statement:
     if viewer.is_superuser:
         return statement
     return statement.where(col(Item.owner_id) == viewer.id)
@@ -38,22 +59,40 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(statement: SelectOfScalar[Item], filters: ItemFilters) -> SelectOfScalar[Item]:
-    if filters.q:
-        pattern = f"%{_escape_like(filters.q)}%"
+@lru_cache(maxsize=256)
+def _list_query(*, everyone: bool, filters: frozenset[str], order: SortOrder) -> PageQuery:
+    """The list's statements for one shape: whose items, which filters are set,
+    the order. Values are bound per request (see _list_values)."""
+    statement = _ITEM_COLUMNS
+    if not everyone:
+        statement = statement.where(col(Item.owner_id) == bindparam("owner_id"))
+    if "q" in filters:
         statement = statement.where(
             or_(
-                col(Item.name).ilike(pattern, escape="\\"),
-                col(Item.description).ilike(pattern, escape="\\"),
+                col(Item.name).ilike(bindparam("q"), escape="\\"),
+                col(Item.description).ilike(bindparam("q"), escape="\\"),
             )
         )
-    if filters.tag:
-        statement = statement.where(col(Item.tags).contains([filters.tag]))
-    if filters.min_price is not None:
-        statement = statement.where(col(Item.price) >= filters.min_price)
-    if filters.max_price is not None:
-        statement = statement.where(col(Item.price) <= filters.max_price)
-    return statement
+    if "tag" in filters:
+        statement = statement.where(col(Item.tags).contains(bindparam("tag", type_=_TAGS_TYPE)))
+    if "min_price" in filters:
+        statement = statement.where(col(Item.price) >= bindparam("min_price"))
+    if "max_price" in filters:
+        statement = statement.where(col(Item.price) <= bindparam("max_price"))
+    return page_query(statement, model=Item, order=order)
+
+
+def _list_values(viewer: AuthenticatedUser, filters: ItemFilters) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        name: value for name, value in filters.model_dump().items() if value is not None
+    }
+    if "q" in values:
+        values["q"] = f"%{_escape_like(values['q'])}%"
+    if "tag" in values:
+        values["tag"] = [values["tag"]]
+    if not viewer.is_superuser:
+        values["owner_id"] = viewer.id
+    return values
 
 
 def _stored(data: ItemCreate | ItemPatch, *, fields: set[str] | None = None) -> dict[str, Any]:
@@ -63,8 +102,9 @@ def _stored(data: ItemCreate | ItemPatch, *, fields: set[str] | None = None) -> 
     return values
 
 
-async def create_item(*, session: AsyncSession, owner: User, data: ItemCreate) -> ItemOut:
-    assert owner.id is not None
+async def create_item(
+    *, session: AsyncSession, owner: AuthenticatedUser, data: ItemCreate
+) -> ItemOut:
     item = Item(owner_id=owner.id, **_stored(data, fields=set(ItemCreate.model_fields)))
     session.add(item)
     try:
@@ -80,24 +120,23 @@ async def create_item(*, session: AsyncSession, owner: User, data: ItemCreate) -
 
 async def list_items(
     *,
-    session: AsyncSession,
-    viewer: User,
+    reader: AsyncEngine,
+    viewer: AuthenticatedUser,
     filters: ItemFilters,
     paging: Paging,
     order: SortOrder,
 ) -> Page[ItemOut]:
-    return await paginate(
-        session=session,
-        statement=_filtered(_visible_to(viewer, select(Item)), filters),
-        model=Item,
-        paging=paging,
+    values = _list_values(viewer, filters)
+    query = _list_query(
+        everyone=viewer.is_superuser,
+        filters=frozenset(values.keys() - {"owner_id"}),
         order=order,
-        out=ItemOut,
     )
+    return await paginate(reader=reader, query=query, values=values, paging=paging, out=ItemOut)
 
 
 async def _get_visible(
-    *, session: AsyncSession, viewer: User, item_id: int, for_update: bool = False
+    *, session: AsyncSession, viewer: AuthenticatedUser, item_id: int, for_update: bool = False
 ) -> Item:
     statement = _visible_to(viewer, select(Item).where(col(Item.id) == item_id))
     if for_update:
@@ -109,10 +148,17 @@ async def _get_visible(
     return item
 
 
-async def get_item(*, session: AsyncSession, viewer: User, item_id: int) -> ItemOut:
-    return ItemOut.model_validate(
-        await _get_visible(session=session, viewer=viewer, item_id=item_id)
-    )
+async def get_item(*, reader: AsyncEngine, viewer: AuthenticatedUser, item_id: int) -> ItemOut:
+    async with reader.connect() as connection:
+        row = (
+            await connection.execute(
+                _visible_to(viewer, _ITEM_COLUMNS.where(col(Item.id) == item_id))
+            )
+        ).one_or_none()
+    if row is None:
+        # Another user's item is indistinguishable from a missing one.
+        raise NotFound(ITEM_NOT_FOUND)
+    return ItemOut.model_validate(row)
 
 
 async def _apply(*, session: AsyncSession, item: Item, values: dict[str, Any]) -> ItemOut:
@@ -125,7 +171,7 @@ async def _apply(*, session: AsyncSession, item: Item, values: dict[str, Any]) -
 
 
 async def replace_item(
-    *, session: AsyncSession, viewer: User, item_id: int, data: ItemCreate
+    *, session: AsyncSession, viewer: AuthenticatedUser, item_id: int, data: ItemCreate
 ) -> ItemOut:
     """PUT: every field takes the new value; absent optional fields are cleared."""
     item = await _get_visible(session=session, viewer=viewer, item_id=item_id, for_update=True)
@@ -135,14 +181,14 @@ async def replace_item(
 
 
 async def patch_item(
-    *, session: AsyncSession, viewer: User, item_id: int, data: ItemPatch
+    *, session: AsyncSession, viewer: AuthenticatedUser, item_id: int, data: ItemPatch
 ) -> ItemOut:
     """PATCH: only the fields present in the request change."""
     item = await _get_visible(session=session, viewer=viewer, item_id=item_id, for_update=True)
     return await _apply(session=session, item=item, values=_stored(data))
 
 
-async def delete_item(*, session: AsyncSession, viewer: User, item_id: int) -> None:
+async def delete_item(*, session: AsyncSession, viewer: AuthenticatedUser, item_id: int) -> None:
     item = await _get_visible(session=session, viewer=viewer, item_id=item_id)
     await session.delete(item)
     await session.commit()

@@ -4,15 +4,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import UnaryExpression, asc, desc, func
-from sqlmodel import SQLModel, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
+from sqlalchemy import Select, UnaryExpression, asc, bindparam, desc, func
+from sqlalchemy import select as select_columns
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.schema.common import Page
 
-Row = TypeVar("Row", bound=SQLModel)
 Out = TypeVar("Out", bound=BaseModel)
+# A SELECT of any columns.
+AnySelect = Select[*tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,23 +40,47 @@ class SortOrder:
         return [desc(column) if self.descending else asc(column)]
 
 
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """The statements of one list's shape (its filters and order), built once:
+    a request only binds values, and the compiled statements are reused."""
+
+    page: AnySelect
+    count: AnySelect
+
+
+def page_query(statement: AnySelect, *, model: Any, order: SortOrder) -> PageQuery:
+    """`statement`'s rows sorted (ties broken by id, so pages never overlap), a
+    page of them (`limit` and `offset` bound per request), and their count."""
+    return PageQuery(
+        page=statement.order_by(*order.clauses(model), model.id)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset")),
+        count=select_columns(func.count()).select_from(statement.subquery()),
+    )
+
+
 async def paginate(
     *,
-    session: AsyncSession,
-    statement: SelectOfScalar[Row],
-    model: type[Row],
+    reader: AsyncEngine,
+    query: PageQuery,
+    values: dict[str, Any],
     paging: Paging,
-    order: SortOrder,
     out: type[Out],
 ) -> Page[Out]:
-    """One page of `statement`, sorted (ties broken by id, so pages never overlap),
-    with the total count of its matches."""
-    total = (await session.exec(select(func.count()).select_from(statement.subquery()))).one()
-    rows = await session.exec(
-        statement.order_by(*order.clauses(model), col(model.id))  # type: ignore[attr-defined]
-        .limit(paging.limit)
-        .offset(paging.offset)
-    )
+    """One page, read as `out`, with the count of all matches. A first page that is
+    not full is its own count; otherwise the count is a second statement on the
+    same connection."""
+    async with reader.connect() as connection:
+        rows = (
+            await connection.execute(
+                query.page, {**values, "limit": paging.limit, "offset": paging.offset}
+            )
+        ).all()
+        if paging.offset == 0 and len(rows) < paging.limit:
+            total = len(rows)
+        else:
+            total = (await connection.execute(query.count, values)).scalar_one()
     return Page[out](  # type: ignore[valid-type]
         items=[out.model_validate(row) for row in rows],
         total=total,

@@ -1,13 +1,16 @@
 """Users: identity (email), credentials (hash), and what they may do (flags)."""
 
 import unicodedata
+from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from psycopg.errors import UniqueViolation
 from sqlalchemy import func, update
+from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,10 +18,10 @@ from app.auth import passwords, throttle
 from app.auth.sessions import end_all_sessions
 from app.config import Settings
 from app.exceptions import Conflict, EmailTaken, NotAuthenticated, NotFound, WrongPassword
-from app.models.models import User, utcnow
+from app.models.models import AuthenticatedUser, User, utcnow
 from app.schema.common import Page
 from app.schema.users import UserOut
-from app.services.paging import Paging, SortOrder, paginate
+from app.services.paging import PageQuery, Paging, SortOrder, page_query, paginate
 
 LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"
 # Serialises every change that could take away the last superuser.
@@ -75,14 +78,25 @@ async def get_user(*, session: AsyncSession, user_id: int) -> User:
     return user
 
 
-async def list_users(*, session: AsyncSession, paging: Paging, order: SortOrder) -> Page[UserOut]:
+# What UserOut is read from.
+_USER_COLUMNS = select_columns(
+    col(User.id),
+    col(User.email),
+    col(User.full_name),
+    col(User.is_active),
+    col(User.is_superuser),
+    col(User.created_at),
+)
+
+
+@lru_cache(maxsize=8)
+def _list_query(order: SortOrder) -> PageQuery:
+    return page_query(_USER_COLUMNS, model=User, order=order)
+
+
+async def list_users(*, reader: AsyncEngine, paging: Paging, order: SortOrder) -> Page[UserOut]:
     return await paginate(
-        session=session,
-        statement=select(User),
-        model=User,
-        paging=paging,
-        order=order,
-        out=UserOut,
+        reader=reader, query=_list_query(order), values={}, paging=paging, out=UserOut
     )
 
 
@@ -101,36 +115,35 @@ async def _guard_last_superuser(*, session: AsyncSession, user_id: int) -> None:
         raise Conflict(LAST_SUPERUSER)
 
 
-async def update_user(*, session: AsyncSession, user: User, changes: dict[str, Any]) -> User:
+async def update_user(*, session: AsyncSession, user_id: int, changes: dict[str, Any]) -> User:
     """Apply the given fields. Deactivating a user ends all their sessions."""
-    assert user.id is not None
+    user = await get_user(session=session, user_id=user_id)
     if "email" in changes:
         changes["email"] = normalize_email(changes["email"])
     ends_admin_rights = (changes.get("is_active") is False) or (
         changes.get("is_superuser") is False
     )
     if ends_admin_rights:
-        await _guard_last_superuser(session=session, user_id=user.id)
+        await _guard_last_superuser(session=session, user_id=user_id)
     for field, value in changes.items():
         setattr(user, field, value)
     user.updated_at = utcnow()
     session.add(user)
     await _flush_unless_email_taken(session)
     if changes.get("is_active") is False:
-        await end_all_sessions(session=session, user_id=user.id)
+        await end_all_sessions(session=session, user_id=user_id)
     await session.commit()
     return user
 
 
 async def change_password(
-    *, session: AsyncSession, settings: Settings, user: User, current: str, new: str
+    *, session: AsyncSession, settings: Settings, user: AuthenticatedUser, current: str, new: str
 ) -> None:
     """Check the current password, store the new hash, and end every session.
 
     Guesses of the current password are throttled like logins. No connection is
     held while bcrypt runs; the new hash is stored only if no session-ending change
     came in between (else the caller's own session has ended: 401)."""
-    assert user.id is not None
     user_id, hashed_current, epoch = user.id, user.hashed_password, user.session_epoch
     attempt = await throttle.reserve(
         session=session, limits=throttle.password_change_limits(settings=settings, user_id=user_id)
@@ -153,10 +166,10 @@ async def change_password(
     await session.commit()
 
 
-async def delete_user(*, session: AsyncSession, user: User) -> None:
+async def delete_user(*, session: AsyncSession, user_id: int) -> None:
     """Delete the user; their items and sessions go with them (ON DELETE CASCADE)."""
-    assert user.id is not None
-    await _guard_last_superuser(session=session, user_id=user.id)
+    user = await get_user(session=session, user_id=user_id)
+    await _guard_last_superuser(session=session, user_id=user_id)
     await session.delete(user)
     await session.commit()
 
