@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.auth import passwords, throttle, tokens
 from app.auth.sessions import end_all_sessions, issue_pair, open_session, revoke_sessions
 from app.config import Settings
+from app.database.db import driver_sql, fetch_one
 from app.exceptions import InvalidCredentials, NotAuthenticated
 from app.models.models import AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
 from app.schema.auth import TokenPair
@@ -224,9 +225,8 @@ async def logout_everywhere(*, session: AsyncSession, user_id: int) -> None:
     await session.commit()
 
 
-# The caller's row, if the user is active and the token's session live: one
-# statement on every authenticated request, built once (bound parameters), so a
-# request only binds two values to an already compiled statement.
+# The caller's row, if the user is active and the token's session live: the one
+# statement of every authenticated request, compiled once to the driver's SQL.
 _AUTHENTICATED_USER = (
     select_columns(
         col(User.id),
@@ -248,18 +248,19 @@ _AUTHENTICATED_USER = (
 )
 
 
+_AUTHENTICATED_USER_SQL = driver_sql(_AUTHENTICATED_USER)
+
+
 async def user_from_access_token(
     *, reader: AsyncEngine, settings: Settings, token: str
 ) -> AuthenticatedUser:
     """The active user behind a valid access token whose session is still live."""
     claims = _read(token, settings=settings, expected=tokens.TokenType.ACCESS)
-    async with reader.connect() as connection:
-        row = (
-            await connection.execute(
-                _AUTHENTICATED_USER,
-                {"user_id": claims.user_id, "session_id": claims.session_id},
-            )
-        ).one_or_none()
+    row = await fetch_one(
+        reader,
+        _AUTHENTICATED_USER_SQL,
+        {"user_id": claims.user_id, "session_id": claims.session_id},
+    )
     if row is None:
         raise NotAuthenticated()
-    return AuthenticatedUser(**row._mapping)
+    return AuthenticatedUser(*row)

@@ -5,7 +5,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import ClauseElement, event, text
+from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -61,6 +62,26 @@ def read_only(engine: AsyncEngine) -> AsyncEngine:
     one round trip per statement, with no BEGIN or ROLLBACK around it. Reads only:
     nothing written through it is transactional."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def driver_sql(statement: ClauseElement) -> str:
+    """A Core statement compiled once, at import, to the driver's own SQL (named
+    `%(name)s` parameters): for fetch_one on the hottest path."""
+    return str(statement.compile(dialect=PGDialectAsync_psycopg()))  # type: ignore[no-untyped-call]
+
+
+async def fetch_one(
+    reader: AsyncEngine, sql: str, values: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    """One row, the statement handed straight to psycopg on a pooled connection:
+    none of SQLAlchemy's per-execution work (cache lookup, parameter processing,
+    result wrapping), and psycopg prepares it server-side once it repeats."""
+    async with reader.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        cursor = await driver.execute(sql, values)
+        row: tuple[Any, ...] | None = await cursor.fetchone()
+    return row
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
