@@ -3,8 +3,10 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from sqlalchemy import ClauseElement, event, text
 from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
 from sqlalchemy.exc import DisconnectionError
@@ -64,21 +66,30 @@ def read_only(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
+# The hottest reads skip SQLAlchemy's per-execution work (cache lookup, parameter
+# processing, result wrapping): their Core statements are compiled once to the
+# driver's SQL (named `%(name)s` parameters) and handed straight to psycopg on a
+# pooled autocommit connection; psycopg prepares them server-side once they repeat.
+
+
 def driver_sql(statement: ClauseElement) -> str:
-    """A Core statement compiled once, at import, to the driver's own SQL (named
-    `%(name)s` parameters): for fetch_one on the hottest path."""
+    """A Core statement compiled, once, to the driver's own SQL."""
     return str(statement.compile(dialect=PGDialectAsync_psycopg()))  # type: ignore[no-untyped-call]
+
+
+@asynccontextmanager
+async def driver_connection(reader: AsyncEngine) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A pooled connection of `reader`, as psycopg's own connection object."""
+    async with reader.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        yield driver
 
 
 async def fetch_one(
     reader: AsyncEngine, sql: str, values: dict[str, Any]
 ) -> tuple[Any, ...] | None:
-    """One row, the statement handed straight to psycopg on a pooled connection:
-    none of SQLAlchemy's per-execution work (cache lookup, parameter processing,
-    result wrapping), and psycopg prepares it server-side once it repeats."""
-    async with reader.connect() as connection:
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None
+    async with driver_connection(reader) as driver:
         cursor = await driver.execute(sql, values)
         row: tuple[Any, ...] | None = await cursor.fetchone()
     return row

@@ -3,11 +3,13 @@
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from psycopg.rows import dict_row
 from pydantic import BaseModel
 from sqlalchemy import Select, UnaryExpression, asc, bindparam, desc, func
 from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.database.db import driver_connection, driver_sql
 from app.schema.common import Page
 
 Out = TypeVar("Out", bound=BaseModel)
@@ -42,21 +44,23 @@ class SortOrder:
 
 @dataclass(frozen=True, slots=True)
 class PageQuery:
-    """The statements of one list's shape (its filters and order), built once:
-    a request only binds values, and the compiled statements are reused."""
+    """The SQL of one list's shape (its filters and order), compiled once: a
+    request only binds values (see app/database/db.py on the driver's SQL)."""
 
-    page: AnySelect
-    count: AnySelect
+    page: str
+    count: str
 
 
 def page_query(statement: AnySelect, *, model: Any, order: SortOrder) -> PageQuery:
     """`statement`'s rows sorted (ties broken by id, so pages never overlap), a
     page of them (`limit` and `offset` bound per request), and their count."""
     return PageQuery(
-        page=statement.order_by(*order.clauses(model), model.id)
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset")),
-        count=select_columns(func.count()).select_from(statement.subquery()),
+        page=driver_sql(
+            statement.order_by(*order.clauses(model), model.id)
+            .limit(bindparam("limit"))
+            .offset(bindparam("offset"))
+        ),
+        count=driver_sql(select_columns(func.count()).select_from(statement.subquery())),
     )
 
 
@@ -71,16 +75,18 @@ async def paginate(
     """One page, read as `out`, with the count of all matches. A first page that is
     not full is its own count; otherwise the count is a second statement on the
     same connection."""
-    async with reader.connect() as connection:
-        rows = (
-            await connection.execute(
+    async with driver_connection(reader) as driver:
+        async with driver.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(
                 query.page, {**values, "limit": paging.limit, "offset": paging.offset}
             )
-        ).all()
+            rows = await cursor.fetchall()
         if paging.offset == 0 and len(rows) < paging.limit:
             total = len(rows)
         else:
-            total = (await connection.execute(query.count, values)).scalar_one()
+            counted = await (await driver.execute(query.count, values)).fetchone()
+            assert counted is not None
+            total = counted[0]
     return Page[out](  # type: ignore[valid-type]
         items=[out.model_validate(row) for row in rows],
         total=total,
