@@ -263,4 +263,4 @@ async def user_from_access_token(
     )
     if row is None:
         raise NotAuthenticated()
-    return AuthenticatedUser(*row)
+    return AuthenticatedUser(**row._mapping)

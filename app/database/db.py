@@ -3,11 +3,9 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import psycopg
-from sqlalchemy import ClauseElement, event, text
+from sqlalchemy import ClauseElement, Row, event, text
 from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -66,10 +64,11 @@ def read_only(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-# The hottest reads skip SQLAlchemy's per-execution work (cache lookup, parameter
-# processing, result wrapping): their Core statements are compiled once to the
-# driver's SQL (named `%(name)s` parameters) and handed straight to psycopg on a
-# pooled autocommit connection; psycopg prepares them server-side once they repeat.
+# The hottest reads skip most of SQLAlchemy's per-execution work (building the
+# statement, its cache key and compilation): their Core statements are compiled
+# once to the driver's SQL (named `%(name)s` parameters) and run with
+# `exec_driver_sql`, which keeps SQLAlchemy's error handling (a lost connection
+# is invalidated with the rest of the pool, and surfaces as a 503).
 
 
 def driver_sql(statement: ClauseElement) -> str:
@@ -77,22 +76,9 @@ def driver_sql(statement: ClauseElement) -> str:
     return str(statement.compile(dialect=PGDialectAsync_psycopg()))  # type: ignore[no-untyped-call]
 
 
-@asynccontextmanager
-async def driver_connection(reader: AsyncEngine) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """A pooled connection of `reader`, as psycopg's own connection object."""
+async def fetch_one(reader: AsyncEngine, sql: str, values: dict[str, Any]) -> Row[Any] | None:
     async with reader.connect() as connection:
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None
-        yield driver
-
-
-async def fetch_one(
-    reader: AsyncEngine, sql: str, values: dict[str, Any]
-) -> tuple[Any, ...] | None:
-    async with driver_connection(reader) as driver:
-        cursor = await driver.execute(sql, values)
-        row: tuple[Any, ...] | None = await cursor.fetchone()
-    return row
+        return (await connection.exec_driver_sql(sql, values)).one_or_none()
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:

@@ -3,13 +3,12 @@
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from psycopg.rows import dict_row
 from pydantic import BaseModel
 from sqlalchemy import Select, UnaryExpression, asc, bindparam, desc, func
 from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.database.db import driver_connection, driver_sql
+from app.database.db import driver_sql
 from app.schema.common import Page
 
 Out = TypeVar("Out", bound=BaseModel)
@@ -75,18 +74,13 @@ async def paginate(
     """One page, read as `out`, with the count of all matches. A first page that is
     not full is its own count; otherwise the count is a second statement on the
     same connection."""
-    async with driver_connection(reader) as driver:
-        async with driver.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(
-                query.page, {**values, "limit": paging.limit, "offset": paging.offset}
-            )
-            rows = await cursor.fetchall()
+    async with reader.connect() as connection:
+        page = {**values, "limit": paging.limit, "offset": paging.offset}
+        rows = (await connection.exec_driver_sql(query.page, page)).all()
         if paging.offset == 0 and len(rows) < paging.limit:
             total = len(rows)
         else:
-            counted = await (await driver.execute(query.count, values)).fetchone()
-            assert counted is not None
-            total = counted[0]
+            total = (await connection.exec_driver_sql(query.count, values)).scalar_one()
     return Page[out](  # type: ignore[valid-type]
         items=[out.model_validate(row) for row in rows],
         total=total,
