@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -133,6 +134,20 @@ async def attacker(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Another client, at another address."""
     async with client_at(app, ATTACKER_ADDRESS) as http:
         yield http
+
+
+@pytest.fixture
+def bcrypt_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The hash of every bcrypt check the app makes from now on."""
+    checks: list[bytes] = []
+    real_checkpw = bcrypt.checkpw
+
+    def counting_checkpw(password: bytes, hashed: bytes) -> bool:
+        checks.append(hashed)
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting_checkpw)
+    return checks
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -4,9 +4,7 @@ account, with known devices immune to strangers' failures."""
 import asyncio
 from collections import Counter
 
-import bcrypt
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
@@ -14,20 +12,6 @@ from tests.conftest import CLIENT_ADDRESS, PASSWORD, app_with, bearer, client_at
 
 WRONG = {"username": "ada@example.com", "password": "not the password"}
 RIGHT = {"username": "ada@example.com", "password": PASSWORD}
-
-
-@pytest.fixture
-def bcrypt_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Every bcrypt check the app makes from now on."""
-    checks: list[bytes] = []
-    real_checkpw = bcrypt.checkpw
-
-    def counting_checkpw(password: bytes, hashed: bytes) -> bool:
-        checks.append(hashed)
-        return real_checkpw(password, hashed)
-
-    monkeypatch.setattr(bcrypt, "checkpw", counting_checkpw)
-    return checks
 
 
 async def test_a_burst_of_wrong_passwords_gets_exactly_the_limit_checked(
