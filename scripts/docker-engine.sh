@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bring up a working Docker engine + Compose v2 on a machine that reaches the
 # package registries (Debian, PyPI) but no container registry.
-# See shared/design/offline-stack.md for why each step looks the way it does.
+# See docs/offline-stack.md for why each step looks the way it does.
 #
 # Idempotent: every step checks first and only acts when something is missing,
 # so it is safe to run on a brand-new machine, many times, and while dockerd

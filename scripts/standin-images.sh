@@ -5,7 +5,7 @@
 # For each image: present -> skip; else `docker pull` (short timeout); if the
 # pull fails (this machine reaches no container registry) build a local
 # stand-in from Debian and PyPI packages. Why and how: see
-# shared/design/offline-stack.md. Build contexts: tests/stack/standins/<kind>/.
+# docs/offline-stack.md. Build contexts: tests/stack/standins/<kind>/.
 #
 # Caches (outside the repo, kept between runs): $STANDIN_CACHE (default
 # /var/cache/standins) holds the debootstrap rootfs tarballs and the unpacked
