@@ -8,6 +8,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from app.database.db import IDLE_BEFORE_PING_SECONDS
 from tests.conftest import me
 
 KILL_THE_APPS_CONNECTIONS = text(
@@ -31,3 +32,17 @@ async def test_connections_dropped_by_the_database_cost_at_most_one_503(
     assert set(statuses) <= {200, 503}, [answer.text for answer in answers]
     assert statuses.count(503) <= 1, statuses
     assert statuses[-1] == 200
+
+
+async def test_connections_dropped_while_idle_are_replaced_before_use(
+    app: FastAPI, client: httpx.AsyncClient, user_tokens: dict[str, Any]
+) -> None:
+    """A database restart during a quiet spell costs no request: a connection idle
+    for over IDLE_BEFORE_PING_SECONDS is tested before it is handed out."""
+    token = user_tokens["access_token"]
+    await asyncio.gather(*(me(client, token) for _ in range(5)))
+    async with app.state.engine.connect() as connection:
+        assert await connection.scalar(KILL_THE_APPS_CONNECTIONS) >= 1
+    await asyncio.sleep(IDLE_BEFORE_PING_SECONDS + 0.2)
+    statuses = [(await me(client, token)).status_code for _ in range(10)]
+    assert statuses == [200] * 10
