@@ -30,6 +30,7 @@ from app.config import Settings
 from app.database.embedded import free_port
 from bench import data, wrk
 from bench.report import DIRECT, TRAEFIK, Report, Run, Target, format_table, ratio, write_chart
+from scripts.init_env import render as render_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "fastapi-stack-bench"
@@ -105,16 +106,8 @@ def run(
 
 
 def env_file_text(values: dict[str, str]) -> str:
-    """.env.example with `values` substituted (appended when new), single-quoted."""
-    lines, seen = [], set()
-    for line in (ROOT / ".env.example").read_text().splitlines():
-        key = line.split("=", 1)[0]
-        if "=" in line and not line.startswith("#") and key in values:
-            line = f"{key}='{values[key]}'"
-            seen.add(key)
-        lines.append(line)
-    lines += [f"{key}='{value}'" for key, value in values.items() if key not in seen]
-    return "\n".join(lines) + "\n"
+    """.env.example with `values` substituted (and appended when new)."""
+    return render_env((ROOT / ".env.example").read_text(), values)
 
 
 def prepare_machine() -> None:

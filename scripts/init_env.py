@@ -4,7 +4,6 @@
 Never overwrites an existing `.env`. Used by `make up` and `make dev`.
 """
 
-import re
 import secrets
 import string
 import sys
@@ -28,12 +27,19 @@ GENERATED: dict[str, Callable[[], str]] = {
 }
 
 
-def render(example: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        return f"{match['key']}='{GENERATED[match['key']]()}'"
-
-    keys = "|".join(GENERATED)
-    return re.sub(rf"^(?P<key>{keys})=.*$", replace, example, flags=re.MULTILINE)
+def render(example: str, values: dict[str, str]) -> str:
+    """`example` (the text of `.env.example`) with each of `values` set, single-quoted
+    so `source`, compose and the app read it literally; a key the example lacks is
+    appended. The stack suite and the benchmark write their `.env` files with it too."""
+    lines, seen = [], set()
+    for line in example.splitlines():
+        key = line.split("=", 1)[0]
+        if "=" in line and not line.startswith("#") and key in values:
+            line = f"{key}='{values[key]}'"
+            seen.add(key)
+        lines.append(line)
+    lines += [f"{key}='{value}'" for key, value in values.items() if key not in seen]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -41,7 +47,8 @@ def main() -> int:
     if target.exists():
         print(f"{target} exists; leaving it as it is")
         return 0
-    target.write_text(render((ROOT / ".env.example").read_text()))
+    fresh = {key: generate() for key, generate in GENERATED.items()}
+    target.write_text(render((ROOT / ".env.example").read_text(), fresh))
     target.chmod(0o600)
     print(f"wrote {target} with fresh secrets (SECRET_KEY, POSTGRES_PW, FIRST_SUPERUSER_PASSWORD)")
     return 0

@@ -28,6 +28,8 @@ from typing import Any
 import httpx
 import pytest
 
+from scripts.init_env import render as render_env
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "stack"
 DOMAIN = "fastapi-stack.test"
@@ -106,15 +108,7 @@ def run(
 
 def env_file_text(values: dict[str, str]) -> str:
     """.env.example with `values` substituted (and appended when new)."""
-    lines, seen = [], set()
-    for line in (REPO / ".env.example").read_text().splitlines():
-        key = line.split("=", 1)[0]
-        if "=" in line and not line.startswith("#") and key in values:
-            line = f"{key}='{values[key]}'"
-            seen.add(key)
-        lines.append(line)
-    lines += [f"{key}='{value}'" for key, value in values.items() if key not in seen]
-    return "\n".join(lines) + "\n"
+    return render_env((REPO / ".env.example").read_text(), values)
 
 
 @dataclass
