@@ -105,7 +105,7 @@ async def login(
     account and count the attempt (commit); check the password; open the session
     if the account has not changed meanwhile (commit)."""
     email = users_service.normalize_email(email)
-    user = await users_service.find_by_email(session=session, email=email)
+    user = await users_service.find_by_email(session=session, normalized_email=email)
     device = _known_device(device_token, settings=settings)
     attempt = await throttle.reserve(
         session=session,

@@ -50,8 +50,9 @@ async def _flush_unless_email_taken(session: AsyncSession) -> None:
         raise
 
 
-async def find_by_email(*, session: AsyncSession, email: str) -> User | None:
-    result = await session.exec(select(User).where(col(User.email) == normalize_email(email)))
+async def find_by_email(*, session: AsyncSession, normalized_email: str) -> User | None:
+    """`normalized_email` is normalize_email's result (the caller needs it too)."""
+    result = await session.exec(select(User).where(col(User.email) == normalized_email))
     return result.one_or_none()
 
 
