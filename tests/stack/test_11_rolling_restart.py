@@ -51,7 +51,7 @@ class DirectLogin:
     started: float
     ended: float
     status: int | None  # None: no answer
-    refused: bool  # no connection: the replica no longer accepted (or was gone)
+    refused: bool  # never accepted: refused, reset in the backlog, or the replica was gone
     error: str = ""
 
 
@@ -83,11 +83,28 @@ def log_in_until(stop: threading.Event, address: str, email: str) -> list[Direct
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 logins.append(DirectLogin(started, time.monotonic(), None, True, repr(exc)))
                 time.sleep(0.05)
+            except httpx.ReadError as exc:
+                # Reset before any answer: the connection was still queued in the
+                # listen backlog when the listener closed, and the kernel reset it.
+                # The app never accepted it: a refusal, not a request cut off.
+                reset = _caused_by(exc, ConnectionResetError)
+                logins.append(DirectLogin(started, time.monotonic(), None, reset, repr(exc)))
+                if reset:
+                    time.sleep(0.05)
             except httpx.HTTPError as exc:
                 logins.append(DirectLogin(started, time.monotonic(), None, False, repr(exc)))
             else:
                 logins.append(DirectLogin(started, time.monotonic(), response.status_code, False))
     return logins
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, kind):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def in_flight_at_close(logins: list[DirectLogin]) -> list[DirectLogin]:
