@@ -83,11 +83,14 @@ class Settings(BaseSettings):
     POSTGRES_USER: str = "app"
     POSTGRES_PW: SecretStr = SecretStr("")
     POSTGRES_DB: str = "app"
-    # Connections kept open per worker, and extra ones opened under a burst and
-    # closed again when returned. Overflow churns connections (a TCP connect and a
-    # SCRAM handshake each) under steady load, so the default keeps them all.
-    DB_POOL_SIZE: int = Field(default=20, ge=1)
+    # Each worker has two pools: one for transactions (SQLAlchemy sessions: every
+    # write) and one for reads (app/database/reads.py). Connections kept open, and
+    # extra ones opened under a burst and closed again when returned. Overflow
+    # churns connections (a TCP connect and a SCRAM handshake each) under steady
+    # load, so the default keeps them all.
+    DB_POOL_SIZE: int = Field(default=10, ge=1)
     DB_MAX_OVERFLOW: int = Field(default=0, ge=0)
+    DB_READ_POOL_SIZE: int = Field(default=10, ge=1)
     DB_POOL_TIMEOUT: float = Field(default=5.0, gt=0)
     # Seconds to open a connection: a database that is down fails requests fast.
     DB_CONNECT_TIMEOUT: int = Field(default=2, ge=1)

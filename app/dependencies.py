@@ -12,12 +12,12 @@ from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import AfterValidator
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import service as auth_service
 from app.config import Settings
 from app.database.db import open_session
+from app.database.reads import ReadPool
 from app.exceptions import NotAuthenticated, PermissionDenied
 from app.models.models import AuthenticatedUser
 from app.schema.common import MAX_MONEY, MAX_OFFSET, storable_text
@@ -46,15 +46,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def get_reader(request: Request) -> AsyncEngine:
-    """For reads: autocommit connections from the same pool (app/database/db.py)."""
-    reader: AsyncEngine = request.app.state.reader
+async def get_reader(request: Request) -> ReadPool:
+    """For reads: the read pool's autocommit connections (app/database/reads.py)."""
+    reader: ReadPool = request.app.state.reader
     return reader
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-ReaderDep = Annotated[AsyncEngine, Depends(get_reader)]
+ReaderDep = Annotated[ReadPool, Depends(get_reader)]
 
 
 def client_address(request: Request) -> str:
@@ -62,13 +62,17 @@ def client_address(request: Request) -> str:
 
 
 async def get_current_user(
-    reader: ReaderDep,
-    settings: SettingsDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> AuthenticatedUser:
+    """Every authenticated request runs this: it reads the app's state itself
+    rather than through ReaderDep and SettingsDep, as each sub-dependency costs
+    FastAPI a resolution per request."""
     if not token:
         raise NotAuthenticated("Not authenticated")
-    return await auth_service.user_from_access_token(reader=reader, settings=settings, token=token)
+    state = request.app.state
+    return await auth_service.user_from_access_token(
+        reader=state.reader, settings=state.settings, token=token
+    )
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]

@@ -6,6 +6,8 @@ Services raise these; only this module knows about status codes.
 import math
 from typing import Any
 
+import psycopg
+import psycopg_pool
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -186,7 +188,7 @@ async def _database_error_response(request: Request, exc: Exception) -> JSONResp
     """No connection in time, or a connection that failed: a 503 the client may
     retry. Never a success: a write whose COMMIT did not come back is not reported
     as done."""
-    if isinstance(exc, PoolTimeout):
+    if isinstance(exc, PoolTimeout | psycopg_pool.PoolTimeout):
         error = ServiceUnavailable(DATABASE_BUSY, retry_after_seconds=1)
     else:
         error = ServiceUnavailable(DATABASE_UNAVAILABLE)
@@ -195,7 +197,10 @@ async def _database_error_response(request: Request, exc: Exception) -> JSONResp
 
 def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error_response)
-    for database_error in (PoolTimeout, OperationalError, InterfaceError):
+    # SQLAlchemy's (transactions) and psycopg's own (the read pool).
+    database_errors = (PoolTimeout, OperationalError, InterfaceError)
+    read_errors = (psycopg_pool.PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError)
+    for database_error in database_errors + read_errors:
         app.add_exception_handler(database_error, _database_error_response)
     app.add_exception_handler(RequestValidationError, _validation_error_response)
 

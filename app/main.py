@@ -10,7 +10,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.auth.routes import auth_router, token_router
 from app.config import Settings, get_settings
-from app.database.db import create_engine, create_session_factory, read_only
+from app.database.db import ConnectionHealth, create_engine, create_session_factory
+from app.database.reads import ReadPool
 from app.docs import add_docs
 from app.exceptions import (
     MalformedBody,
@@ -61,13 +62,18 @@ TAGS = [
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    engine = create_engine(app.state.settings)
+    # One view of the database's health for both pools (see ConnectionHealth).
+    health = ConnectionHealth()
+    engine = create_engine(app.state.settings, health)
+    reader = ReadPool(app.state.settings, health)
     app.state.engine = engine
-    app.state.reader = read_only(engine)
+    app.state.reader = reader
     app.state.session_factory = create_session_factory(engine)
+    await reader.open()
     try:
         yield
     finally:
+        await reader.close()
         await engine.dispose()
 
 

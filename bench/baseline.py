@@ -75,12 +75,12 @@ class Baseline:
             password=_env("POSTGRES_PW", ""),
             dbname=_env("POSTGRES_DB", "app"),
         )
-        pool_size = int(_env("DB_POOL_SIZE", "20"))
-        # Sized like the app's SQLAlchemy pool: DB_POOL_SIZE kept, DB_MAX_OVERFLOW more.
+        # Sized like the app's read pool, which serves the same requests.
+        pool_size = int(_env("DB_READ_POOL_SIZE", "10"))
         self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             conninfo,
             min_size=pool_size,
-            max_size=pool_size + int(_env("DB_MAX_OVERFLOW", "0")),
+            max_size=pool_size,
             kwargs={"autocommit": True},
             open=False,
         )

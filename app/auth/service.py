@@ -8,14 +8,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, update
 from sqlalchemy import select as select_columns  # any number of columns
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import passwords, throttle, tokens
 from app.auth.sessions import end_all_sessions, issue_pair, open_session, revoke_sessions
 from app.config import Settings
-from app.database.db import driver_sql, fetch_one
+from app.database.reads import ReadPool, driver_sql
 from app.exceptions import InvalidCredentials, NotAuthenticated
 from app.models.models import AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
 from app.schema.auth import TokenPair
@@ -252,15 +251,14 @@ _AUTHENTICATED_USER_SQL = driver_sql(_AUTHENTICATED_USER)
 
 
 async def user_from_access_token(
-    *, reader: AsyncEngine, settings: Settings, token: str
+    *, reader: ReadPool, settings: Settings, token: str
 ) -> AuthenticatedUser:
     """The active user behind a valid access token whose session is still live."""
     claims = _read(token, settings=settings, expected=tokens.TokenType.ACCESS)
-    row = await fetch_one(
-        reader,
+    row = await reader.fetch_one(
         _AUTHENTICATED_USER_SQL,
         {"user_id": claims.user_id, "session_id": claims.session_id},
     )
     if row is None:
         raise NotAuthenticated()
-    return AuthenticatedUser(**row._mapping)
+    return AuthenticatedUser(**row)

@@ -1,12 +1,12 @@
-"""Engine, session factory, the read-only engine and the readiness probe."""
+"""The engine and session factory for transactions, and the readiness probe.
+Reads go through app/database/reads.py."""
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import ClauseElement, Row, event, text
-from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
+from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,10 +18,31 @@ SessionFactory = async_sessionmaker[AsyncSession]
 READINESS_TIMEOUT_SECONDS = 2.0
 # A pooled connection unused for this long is tested before it is handed out.
 IDLE_BEFORE_PING_SECONDS = 1.0
-_CHECKED_IN_AT = "checked_in_at"
+_IDLE_SINCE = "idle_since"
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+class ConnectionHealth:
+    """Which pooled connections to test before use, for both of a worker's pools.
+
+    Pinging on every checkout (SQLAlchemy's pre-ping) costs a round trip per
+    request. A restarted database can only have cut off connections that sat idle
+    through the restart unnoticed, and once one connection is found lost, any
+    connection idle since before then may be lost too: those are tested, the ones
+    in steady use since are not. A connection in use when the database goes away
+    fails its statement instead (a 503)."""
+
+    def __init__(self) -> None:
+        self._last_loss = float("-inf")
+
+    def lost_one(self) -> None:
+        self._last_loss = time.monotonic()
+
+    def needs_ping(self, idle_since: float) -> bool:
+        idle = time.monotonic() - idle_since >= IDLE_BEFORE_PING_SECONDS
+        return idle or idle_since <= self._last_loss
+
+
+def create_engine(settings: Settings, health: ConnectionHealth | None = None) -> AsyncEngine:
     engine = create_async_engine(
         settings.database_url(),
         pool_size=settings.DB_POOL_SIZE,
@@ -29,56 +50,33 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.DB_POOL_TIMEOUT,
         connect_args={"connect_timeout": settings.DB_CONNECT_TIMEOUT},
     )
-    _ping_connections_that_sat_idle(engine)
+    _ping_suspect_connections(engine, health or ConnectionHealth())
     return engine
 
 
-def _ping_connections_that_sat_idle(engine: AsyncEngine) -> None:
-    """SQLAlchemy's pre-ping costs a round trip on every checkout. A restarted
-    database can only have cut off connections that sat idle through the restart
-    unnoticed: those are tested, the ones in steady use are not. A connection in use
-    when the database goes away fails its statement instead (a 503), and SQLAlchemy
-    then discards every connection the pool held."""
+def _ping_suspect_connections(engine: AsyncEngine, health: ConnectionHealth) -> None:
     pool = engine.sync_engine.pool
     dialect = engine.sync_engine.dialect
 
     @event.listens_for(pool, "checkin")
     def _note_checkin(_: Any, record: Any) -> None:
-        record.info[_CHECKED_IN_AT] = time.monotonic()
+        record.info[_IDLE_SINCE] = time.monotonic()
 
     @event.listens_for(pool, "checkout")
-    def _ping_if_idle(dbapi_connection: Any, record: Any, _: Any) -> None:
-        checked_in_at = record.info.get(_CHECKED_IN_AT)
-        if checked_in_at is None or time.monotonic() - checked_in_at < IDLE_BEFORE_PING_SECONDS:
+    def _ping_if_suspect(dbapi_connection: Any, record: Any, _: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or not health.needs_ping(idle_since):
             return
         try:
             dialect.do_ping(dbapi_connection)
         except Exception as exc:  # any failure: let the pool replace the connection
+            health.lost_one()
             raise DisconnectionError(str(exc)) from exc
 
-
-def read_only(engine: AsyncEngine) -> AsyncEngine:
-    """The same pool, its connections in autocommit while checked out: a read costs
-    one round trip per statement, with no BEGIN or ROLLBACK around it. Reads only:
-    nothing written through it is transactional."""
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
-# The hottest reads skip most of SQLAlchemy's per-execution work (building the
-# statement, its cache key and compilation): their Core statements are compiled
-# once to the driver's SQL (named `%(name)s` parameters) and run with
-# `exec_driver_sql`, which keeps SQLAlchemy's error handling (a lost connection
-# is invalidated with the rest of the pool, and surfaces as a 503).
-
-
-def driver_sql(statement: ClauseElement) -> str:
-    """A Core statement compiled, once, to the driver's own SQL."""
-    return str(statement.compile(dialect=PGDialectAsync_psycopg()))  # type: ignore[no-untyped-call]
-
-
-async def fetch_one(reader: AsyncEngine, sql: str, values: dict[str, Any]) -> Row[Any] | None:
-    async with reader.connect() as connection:
-        return (await connection.exec_driver_sql(sql, values)).one_or_none()
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _note_loss(context: Any) -> None:
+        if context.is_disconnect:
+            health.lost_one()
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:

@@ -9,10 +9,10 @@ from pydantic import BaseModel
 from sqlalchemy import bindparam, or_
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.database.reads import ReadPool, driver_sql
 from app.exceptions import NotAuthenticated, NotFound
 from app.models.models import AuthenticatedUser, Item, utcnow
 from app.schema.common import Page
@@ -120,7 +120,7 @@ async def create_item(
 
 async def list_items(
     *,
-    reader: AsyncEngine,
+    reader: ReadPool,
     viewer: AuthenticatedUser,
     filters: ItemFilters,
     paging: Paging,
@@ -148,13 +148,20 @@ async def _get_visible(
     return item
 
 
-async def get_item(*, reader: AsyncEngine, viewer: AuthenticatedUser, item_id: int) -> ItemOut:
-    async with reader.connect() as connection:
-        row = (
-            await connection.execute(
-                _visible_to(viewer, _ITEM_COLUMNS.where(col(Item.id) == item_id))
-            )
-        ).one_or_none()
+# One item, to anyone or only to its owner.
+_ITEM_SQL = driver_sql(_ITEM_COLUMNS.where(col(Item.id) == bindparam("item_id")))
+_OWN_ITEM_SQL = driver_sql(
+    _ITEM_COLUMNS.where(
+        col(Item.id) == bindparam("item_id"), col(Item.owner_id) == bindparam("owner_id")
+    )
+)
+
+
+async def get_item(*, reader: ReadPool, viewer: AuthenticatedUser, item_id: int) -> ItemOut:
+    if viewer.is_superuser:
+        row = await reader.fetch_one(_ITEM_SQL, {"item_id": item_id})
+    else:
+        row = await reader.fetch_one(_OWN_ITEM_SQL, {"item_id": item_id, "owner_id": viewer.id})
     if row is None:
         # Another user's item is indistinguishable from a missing one.
         raise NotFound(ITEM_NOT_FOUND)

@@ -6,9 +6,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from sqlalchemy import Select, UnaryExpression, asc, bindparam, desc, func
 from sqlalchemy import select as select_columns
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.database.db import driver_sql
+from app.database.reads import ReadPool, driver_sql
 from app.schema.common import Page
 
 Out = TypeVar("Out", bound=BaseModel)
@@ -44,7 +43,7 @@ class SortOrder:
 @dataclass(frozen=True, slots=True)
 class PageQuery:
     """The SQL of one list's shape (its filters and order), compiled once: a
-    request only binds values (see app/database/db.py on the driver's SQL)."""
+    request only binds values (see app/database/reads.py)."""
 
     page: str
     count: str
@@ -59,13 +58,15 @@ def page_query(statement: AnySelect, *, model: Any, order: SortOrder) -> PageQue
             .limit(bindparam("limit"))
             .offset(bindparam("offset"))
         ),
-        count=driver_sql(select_columns(func.count()).select_from(statement.subquery())),
+        count=driver_sql(
+            select_columns(func.count().label("count")).select_from(statement.subquery())
+        ),
     )
 
 
 async def paginate(
     *,
-    reader: AsyncEngine,
+    reader: ReadPool,
     query: PageQuery,
     values: dict[str, Any],
     paging: Paging,
@@ -74,16 +75,16 @@ async def paginate(
     """One page, read as `out`, with the count of all matches. A first page that is
     not full is its own count; otherwise the count is a second statement on the
     same connection."""
-    async with reader.connect() as connection:
+    async with reader.connection() as connection:
         page = {**values, "limit": paging.limit, "offset": paging.offset}
-        rows = (await connection.exec_driver_sql(query.page, page)).all()
+        rows = await (await connection.execute(query.page, page)).fetchall()
         if paging.offset == 0 and len(rows) < paging.limit:
             total = len(rows)
         else:
-            total = (await connection.exec_driver_sql(query.count, values)).scalar_one()
-    return Page[out](  # type: ignore[valid-type]
-        items=[out.model_validate(row) for row in rows],
-        total=total,
-        limit=paging.limit,
-        offset=paging.offset,
+            counted = await (await connection.execute(query.count, values)).fetchone()
+            assert counted is not None  # a count always has its row
+            total = counted["count"]
+    # One validation of the whole page (pydantic's core loops over the rows).
+    return Page[out].model_validate(  # type: ignore[valid-type]
+        {"items": rows, "total": total, "limit": paging.limit, "offset": paging.offset}
     )

@@ -10,13 +10,13 @@ from sqlalchemy import func, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import passwords, throttle
 from app.auth.sessions import end_all_sessions
 from app.config import Settings
+from app.database.reads import ReadPool
 from app.exceptions import Conflict, EmailTaken, NotAuthenticated, NotFound, WrongPassword
 from app.models.models import AuthenticatedUser, User, utcnow
 from app.schema.common import Page
@@ -95,7 +95,7 @@ def _list_query(order: SortOrder) -> PageQuery:
     return page_query(_USER_COLUMNS, model=User, order=order)
 
 
-async def list_users(*, reader: AsyncEngine, paging: Paging, order: SortOrder) -> Page[UserOut]:
+async def list_users(*, reader: ReadPool, paging: Paging, order: SortOrder) -> Page[UserOut]:
     return await paginate(
         reader=reader, query=_list_query(order), values={}, paging=paging, out=UserOut
     )

@@ -1,5 +1,6 @@
 """Connections the database drops under the app (a restart, a failover, an admin's
-pg_terminate_backend) cost at most one 503, never a 500, and are not reused."""
+pg_terminate_backend) cost at most one 503, never a 500, and are not reused: in
+either pool (reads, and the transactions' pool), whichever finds the loss first."""
 
 import asyncio
 from typing import Any
@@ -9,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from app.database.db import IDLE_BEFORE_PING_SECONDS
-from tests.conftest import me
+from tests.conftest import create_item, me
 
 KILL_THE_APPS_CONNECTIONS = text(
     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -32,6 +33,9 @@ async def test_connections_dropped_by_the_database_cost_at_most_one_503(
     assert set(statuses) <= {200, 503}, [answer.text for answer in answers]
     assert statuses.count(503) <= 1, statuses
     assert statuses[-1] == 200
+    # The reads found the loss: the transactions' pool tests its connections too.
+    # (create_item asserts the 201.)
+    assert (await create_item(client, token, name="after the loss"))["name"] == "after the loss"
 
 
 async def test_connections_dropped_while_idle_are_replaced_before_use(
