@@ -5,13 +5,10 @@ dependency on a worker thread, a hop per dependency per request.
 """
 
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from pydantic import AfterValidator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import service as auth_service
@@ -20,11 +17,6 @@ from app.database.db import open_session
 from app.database.reads import ReadPool
 from app.exceptions import NotAuthenticated, PermissionDenied
 from app.models.models import AuthenticatedUser
-from app.schema.common import MAX_MONEY, MAX_OFFSET, storable_text
-from app.schema.items import ItemSortField
-from app.schema.users import UserSortField
-from app.services.items import ItemFilters
-from app.services.paging import Paging, SortOrder
 
 TOKEN_URL = "/api/token/"
 
@@ -85,79 +77,3 @@ async def get_current_admin(user: CurrentUser) -> AuthenticatedUser:
 
 
 AdminUser = Annotated[AuthenticatedUser, Depends(get_current_admin)]
-
-
-async def get_paging(
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1–100.")] = 20,
-    offset: Annotated[
-        int, Query(ge=0, le=MAX_OFFSET, description=f"How many to skip, 0–{MAX_OFFSET}.")
-    ] = 0,
-) -> Paging:
-    return Paging(limit=limit, offset=offset)
-
-
-PagingDep = Annotated[Paging, Depends(get_paging)]
-
-
-async def get_item_order(
-    sort: Annotated[
-        ItemSortField,
-        Query(description="`name`, `price` or `created_at`; a leading `-` sorts descending."),
-    ] = "-created_at",
-) -> SortOrder:
-    return SortOrder(sort)
-
-
-ItemOrderDep = Annotated[SortOrder, Depends(get_item_order)]
-
-
-async def get_user_order(
-    sort: Annotated[
-        UserSortField,
-        Query(description="`email` or `created_at`; a leading `-` sorts descending."),
-    ] = "created_at",
-) -> SortOrder:
-    return SortOrder(sort)
-
-
-UserOrderDep = Annotated[SortOrder, Depends(get_user_order)]
-
-
-async def get_item_filters(
-    q: Annotated[
-        str | None,
-        Query(
-            min_length=1, max_length=200, description="Substring of name or description, any case."
-        ),
-        AfterValidator(storable_text),
-    ] = None,
-    tag: Annotated[
-        str | None,
-        Query(min_length=1, max_length=50, description="Has this tag."),
-        AfterValidator(storable_text),
-    ] = None,
-    # Bounded like the NUMERIC(12,2) column they are compared with.
-    min_price: Annotated[
-        Decimal | None,
-        Query(ge=0, le=MAX_MONEY, decimal_places=2, description="Price at least this."),
-    ] = None,
-    max_price: Annotated[
-        Decimal | None,
-        Query(ge=0, le=MAX_MONEY, decimal_places=2, description="Price at most this."),
-    ] = None,
-) -> ItemFilters:
-    if min_price is not None and max_price is not None and min_price > max_price:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("query", "min_price"),
-                    "msg": "min_price must not exceed max_price",
-                    "input": str(min_price),
-                }
-            ]
-        )
-    return ItemFilters(q=q, tag=tag, min_price=min_price, max_price=max_price)
-
-
-ItemFiltersDep = Annotated[ItemFilters, Depends(get_item_filters)]

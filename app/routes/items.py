@@ -2,21 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Depends, Path, Query, status
 
-from app.dependencies import (
-    CurrentUser,
-    ItemFiltersDep,
-    ItemOrderDep,
-    PagingDep,
-    ReaderDep,
-    SessionDep,
-    get_current_user,
-)
+from app.dependencies import CurrentUser, ReaderDep, SessionDep, get_current_user
 from app.exceptions import NotAuthenticated, NotFound, error_responses
 from app.routes.responses import PydanticJSONResponse
 from app.schema.common import MAX_ID, Page
-from app.schema.items import ItemCreate, ItemOut, ItemPatch
+from app.schema.items import ItemCreate, ItemListParams, ItemOut, ItemPatch
 from app.services import items as items_service
 
 router = APIRouter(
@@ -40,17 +32,11 @@ async def create_item(data: ItemCreate, user: CurrentUser, session: SessionDep) 
 
 @router.get("/", response_model=Page[ItemOut], summary="List items")
 async def list_items(
-    user: CurrentUser,
-    reader: ReaderDep,
-    filters: ItemFiltersDep,
-    paging: PagingDep,
-    order: ItemOrderDep,
+    user: CurrentUser, reader: ReaderDep, params: Annotated[ItemListParams, Query()]
 ) -> PydanticJSONResponse:
     """Your items, filtered, sorted and paginated. `total` counts all matches."""
     return PydanticJSONResponse(
-        await items_service.list_items(
-            reader=reader, viewer=user, filters=filters, paging=paging, order=order
-        )
+        await items_service.list_items(reader=reader, viewer=user, params=params)
     )
 
 

@@ -2,16 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Depends, Path, Query, status
 
 from app.dependencies import (
     AdminUser,
     CurrentUser,
-    PagingDep,
     ReaderDep,
     SessionDep,
     SettingsDep,
-    UserOrderDep,
     get_current_user,
 )
 from app.exceptions import (
@@ -25,7 +23,13 @@ from app.exceptions import (
 )
 from app.routes.responses import PydanticJSONResponse
 from app.schema.common import MAX_ID, Page
-from app.schema.users import PasswordChange, UserOut, UserUpdateAdmin, UserUpdateMe
+from app.schema.users import (
+    PasswordChange,
+    UserListParams,
+    UserOut,
+    UserUpdateAdmin,
+    UserUpdateMe,
+)
 from app.services import users as users_service
 
 router = APIRouter(
@@ -90,11 +94,9 @@ async def delete_me(user: CurrentUser, session: SessionDep) -> None:
 
 @router.get("/", response_model=Page[UserOut], summary="List users (admin)", responses=ADMIN_ERRORS)
 async def list_users(
-    _: AdminUser, reader: ReaderDep, paging: PagingDep, order: UserOrderDep
+    _: AdminUser, reader: ReaderDep, params: Annotated[UserListParams, Query()]
 ) -> PydanticJSONResponse:
-    return PydanticJSONResponse(
-        await users_service.list_users(reader=reader, paging=paging, order=order)
-    )
+    return PydanticJSONResponse(await users_service.list_users(reader=reader, params=params))
 
 
 @router.get(

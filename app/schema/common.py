@@ -36,6 +36,18 @@ class Page(BaseModel, Generic[T]):
     offset: int = Field(examples=[0])
 
 
+class PageParams(BaseModel):
+    """The query string every list takes: which page. A list's own query model
+    adds its sort order and filters; FastAPI validates the whole query string as
+    one model (`Annotated[Model, Query()]`) and documents each field as a
+    parameter."""
+
+    limit: int = Field(default=20, ge=1, le=100, description="Page size, 1–100.")
+    offset: int = Field(
+        default=0, ge=0, le=MAX_OFFSET, description=f"How many to skip, 0–{MAX_OFFSET}."
+    )
+
+
 def reject_null(value: object) -> object:
     """For PATCH fields that may be left out but never cleared."""
     if value is None:

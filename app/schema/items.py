@@ -1,4 +1,5 @@
-"""Item shapes: input for POST/PUT, partial input for PATCH, and the output."""
+"""Item shapes: input for POST/PUT, partial input for PATCH, the list's query
+string, and the output."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -11,11 +12,12 @@ from pydantic import (
     Field,
     HttpUrl,
     StringConstraints,
+    ValidationInfo,
     computed_field,
     field_validator,
 )
 
-from app.schema.common import Money, StrictInput, reject_null
+from app.schema.common import MAX_MONEY, Money, PageParams, StrictInput, reject_null, storable_text
 
 MAX_TAGS = 20
 
@@ -129,3 +131,35 @@ class ItemOut(BaseModel):
 
 
 ItemSortField = Literal["name", "-name", "price", "-price", "created_at", "-created_at"]
+SearchText = Annotated[
+    str | None,
+    Field(min_length=1, max_length=200, description="Substring of name or description, any case."),
+    AfterValidator(storable_text),
+]
+# Bounded like the NUMERIC(12,2) column they are compared with.
+PriceBound = Annotated[Decimal | None, Field(ge=0, le=MAX_MONEY, decimal_places=2)]
+
+
+class ItemListParams(PageParams):
+    sort: ItemSortField = Field(
+        default="-created_at",
+        description="`name`, `price` or `created_at`; a leading `-` sorts descending.",
+    )
+    q: SearchText = None
+    tag: Annotated[
+        str | None,
+        Field(min_length=1, max_length=50, description="Has this tag."),
+        AfterValidator(storable_text),
+    ] = None
+    min_price: Annotated[PriceBound, Field(description="Price at least this.")] = None
+    max_price: Annotated[PriceBound, Field(description="Price at most this.")] = None
+
+    @field_validator("max_price")
+    @classmethod
+    def _not_below_min_price(
+        cls, max_price: Decimal | None, info: ValidationInfo
+    ) -> Decimal | None:
+        min_price = info.data.get("min_price")
+        if max_price is not None and min_price is not None and max_price < min_price:
+            raise ValueError("max_price must not be below min_price")
+        return max_price

@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from app.auth.passwords import password_problem
-from app.schema.common import StrictInput, reject_null
+from app.schema.common import PageParams, StrictInput, reject_null
 
 
 def _acceptable_password(password: str) -> str:
@@ -82,3 +82,10 @@ class UserOut(BaseModel):
 
 
 UserSortField = Literal["email", "-email", "created_at", "-created_at"]
+
+
+class UserListParams(PageParams):
+    sort: UserSortField = Field(
+        default="created_at",
+        description="`email` or `created_at`; a leading `-` sorts descending.",
+    )

@@ -1,11 +1,9 @@
 """Items, scoped to their owner in every query (an admin sees all)."""
 
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from psycopg.errors import ForeignKeyViolation
-from pydantic import BaseModel
 from sqlalchemy import bindparam, or_
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
@@ -16,18 +14,15 @@ from app.database.reads import ReadPool, driver_sql
 from app.exceptions import NotAuthenticated, NotFound
 from app.models.models import AuthenticatedUser, Item, utcnow
 from app.schema.common import Page
-from app.schema.items import ItemCreate, ItemOut, ItemPatch
-from app.services.paging import AnySelect, PageQuery, Paging, SortOrder, page_query, paginate
+from app.schema.items import ItemCreate, ItemListParams, ItemOut, ItemPatch
+from app.services.paging import AnySelect, ListSQL, SortOrder, list_sql, paginate
 
 ITEM_NOT_FOUND = "Item not found"
 ACCOUNT_GONE = "The account no longer exists"
 
 
-class ItemFilters(BaseModel):
-    q: str | None = None
-    tag: str | None = None
-    min_price: Decimal | None = None
-    max_price: Decimal | None = None
+# The list's optional filters, each bound only when given.
+FILTERS = ("q", "tag", "min_price", "max_price")
 
 
 # What ItemOut is read from: reads select these columns, never ORM objects.
@@ -60,7 +55,7 @@ def _escape_like(text: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _list_query(*, everyone: bool, filters: frozenset[str], order: SortOrder) -> PageQuery:
+def _list_sql(*, everyone: bool, filters: frozenset[str], order: SortOrder) -> ListSQL:
     """The list's statements for one shape: whose items, which filters are set,
     the order. Values are bound per request (see _list_values)."""
     statement = _ITEM_COLUMNS
@@ -79,12 +74,12 @@ def _list_query(*, everyone: bool, filters: frozenset[str], order: SortOrder) ->
         statement = statement.where(col(Item.price) >= bindparam("min_price"))
     if "max_price" in filters:
         statement = statement.where(col(Item.price) <= bindparam("max_price"))
-    return page_query(statement, model=Item, order=order)
+    return list_sql(statement, model=Item, order=order)
 
 
-def _list_values(viewer: AuthenticatedUser, filters: ItemFilters) -> dict[str, Any]:
+def _list_values(viewer: AuthenticatedUser, params: ItemListParams) -> dict[str, Any]:
     values: dict[str, Any] = {
-        name: value for name, value in filters.model_dump().items() if value is not None
+        name: value for name in FILTERS if (value := getattr(params, name)) is not None
     }
     if "q" in values:
         values["q"] = f"%{_escape_like(values['q'])}%"
@@ -122,17 +117,15 @@ async def list_items(
     *,
     reader: ReadPool,
     viewer: AuthenticatedUser,
-    filters: ItemFilters,
-    paging: Paging,
-    order: SortOrder,
+    params: ItemListParams,
 ) -> Page[ItemOut]:
-    values = _list_values(viewer, filters)
-    query = _list_query(
+    values = _list_values(viewer, params)
+    sql = _list_sql(
         everyone=viewer.is_superuser,
         filters=frozenset(values.keys() - {"owner_id"}),
-        order=order,
+        order=SortOrder(params.sort),
     )
-    return await paginate(reader=reader, query=query, values=values, paging=paging, out=ItemOut)
+    return await paginate(reader=reader, sql=sql, values=values, params=params, out=ItemOut)
 
 
 async def _get_visible(

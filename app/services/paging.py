@@ -8,7 +8,7 @@ from sqlalchemy import Select, UnaryExpression, asc, bindparam, desc, func
 from sqlalchemy import select as select_columns
 
 from app.database.reads import ReadPool, driver_sql
-from app.schema.common import Page
+from app.schema.common import Page, PageParams
 
 Out = TypeVar("Out", bound=BaseModel)
 # A SELECT of any columns.
@@ -16,14 +16,9 @@ AnySelect = Select[*tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
-class Paging:
-    limit: int = 20
-    offset: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class SortOrder:
-    """`price` ascending, `-price` descending; the field is checked by the route."""
+    """`price` ascending, `-price` descending; the field was checked by the list's
+    params model."""
 
     spec: str
 
@@ -41,7 +36,7 @@ class SortOrder:
 
 
 @dataclass(frozen=True, slots=True)
-class PageQuery:
+class ListSQL:
     """The SQL of one list's shape (its filters and order), compiled once: a
     request only binds values (see app/database/reads.py)."""
 
@@ -49,10 +44,10 @@ class PageQuery:
     count: str
 
 
-def page_query(statement: AnySelect, *, model: Any, order: SortOrder) -> PageQuery:
+def list_sql(statement: AnySelect, *, model: Any, order: SortOrder) -> ListSQL:
     """`statement`'s rows sorted (ties broken by id, so pages never overlap), a
     page of them (`limit` and `offset` bound per request), and their count."""
-    return PageQuery(
+    return ListSQL(
         page=driver_sql(
             statement.order_by(*order.clauses(model), model.id)
             .limit(bindparam("limit"))
@@ -67,24 +62,24 @@ def page_query(statement: AnySelect, *, model: Any, order: SortOrder) -> PageQue
 async def paginate(
     *,
     reader: ReadPool,
-    query: PageQuery,
+    sql: ListSQL,
     values: dict[str, Any],
-    paging: Paging,
+    params: PageParams,
     out: type[Out],
 ) -> Page[Out]:
     """One page, read as `out`, with the count of all matches. A first page that is
     not full is its own count; otherwise the count is a second statement on the
     same connection."""
     async with reader.connection() as connection:
-        page = {**values, "limit": paging.limit, "offset": paging.offset}
-        rows = await (await connection.execute(query.page, page)).fetchall()
-        if paging.offset == 0 and len(rows) < paging.limit:
+        page = {**values, "limit": params.limit, "offset": params.offset}
+        rows = await (await connection.execute(sql.page, page)).fetchall()
+        if params.offset == 0 and len(rows) < params.limit:
             total = len(rows)
         else:
-            counted = await (await connection.execute(query.count, values)).fetchone()
+            counted = await (await connection.execute(sql.count, values)).fetchone()
             assert counted is not None  # a count always has its row
             total = counted["count"]
     # One validation of the whole page (pydantic's core loops over the rows).
     return Page[out].model_validate(  # type: ignore[valid-type]
-        {"items": rows, "total": total, "limit": paging.limit, "offset": paging.offset}
+        {"items": rows, "total": total, "limit": params.limit, "offset": params.offset}
     )

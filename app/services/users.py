@@ -20,8 +20,8 @@ from app.database.reads import ReadPool
 from app.exceptions import Conflict, EmailTaken, NotAuthenticated, NotFound, WrongPassword
 from app.models.models import AuthenticatedUser, User, utcnow
 from app.schema.common import Page
-from app.schema.users import UserOut
-from app.services.paging import PageQuery, Paging, SortOrder, page_query, paginate
+from app.schema.users import UserListParams, UserOut
+from app.services.paging import ListSQL, SortOrder, list_sql, paginate
 
 LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"
 # Serialises every change that could take away the last superuser.
@@ -91,14 +91,13 @@ _USER_COLUMNS = select_columns(
 
 
 @lru_cache(maxsize=8)
-def _list_query(order: SortOrder) -> PageQuery:
-    return page_query(_USER_COLUMNS, model=User, order=order)
+def _list_sql(order: SortOrder) -> ListSQL:
+    return list_sql(_USER_COLUMNS, model=User, order=order)
 
 
-async def list_users(*, reader: ReadPool, paging: Paging, order: SortOrder) -> Page[UserOut]:
-    return await paginate(
-        reader=reader, query=_list_query(order), values={}, paging=paging, out=UserOut
-    )
+async def list_users(*, reader: ReadPool, params: UserListParams) -> Page[UserOut]:
+    sql = _list_sql(SortOrder(params.sort))
+    return await paginate(reader=reader, sql=sql, values={}, params=params, out=UserOut)
 
 
 async def _guard_last_superuser(*, session: AsyncSession, user_id: int) -> None:

@@ -199,8 +199,8 @@ async def test_min_price_above_max_price_is_422(
     )
     assert response.status_code == 422
     [error] = response.json()["detail"]
-    assert error["loc"] == ["query", "min_price"]
-    assert "max_price" in error["msg"]
+    assert error["loc"] == ["query", "max_price"]
+    assert "min_price" in error["msg"]
 
 
 async def test_filters_combine_and_total_counts_only_matches(
