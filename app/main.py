@@ -1,4 +1,5 @@
-"""The FastAPI application. `python -m app.main` runs a reloading dev server."""
+"""The FastAPI application. `python -m app.main` runs a reloading dev server
+(devtools/devserver.py, in a clone; `make dev`)."""
 
 import logging
 from collections.abc import AsyncIterator
@@ -137,6 +138,8 @@ app = create_app()
 
 
 if __name__ == "__main__":
-    from app.devserver import run
-
+    try:
+        from devtools.devserver import run
+    except ImportError:  # the image holds app/ only
+        raise SystemExit("the dev server is in devtools/: run `make dev` in a clone") from None
     run()

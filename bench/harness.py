@@ -38,7 +38,6 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from app.config import Settings
-from app.database.embedded import EmbeddedPostgres, free_port
 from app.prestart import migrate
 from bench import data, wrk
 from bench.report import (
@@ -54,6 +53,7 @@ from bench.report import (
     write_chart,
     write_json,
 )
+from devtools.embedded_postgres import EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # The user's own example password: it must survive every layer here too.

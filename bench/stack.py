@@ -27,9 +27,10 @@ from typing import Any
 import httpx
 
 from app.config import Settings
-from app.database.embedded import free_port
 from bench import data, wrk
 from bench.report import DIRECT, TRAEFIK, Report, Run, Target, format_table, ratio, write_chart
+from devtools.embedded_postgres import free_port
+from scripts.images import pinned_images
 from scripts.init_env import render as render_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +39,8 @@ DOMAIN = "bench.localhost"
 # Beside the stack suite's 198.18.201.0/24 and the default 198.18.200.0/24.
 PROXY_SUBNET = "198.18.210.0/24"
 APP_IMAGE = "fastapi-stack-app:bench"
-IMAGES = ("python:3.13-slim-trixie", "postgres:18-trixie", "traefik:v3.7.15")
+# The stack's own images (pebble is the stack suite's); tags: scripts/images.py.
+IMAGES = tuple(image for name, image in pinned_images().items() if name != "PEBBLE_IMAGE")
 # The user's own example password, as everywhere.
 DATABASE_PASSWORD = "`b{5:P3kUv5LdJF."  # noqa: S105 (a throwaway database's)
 S6_MIN_RATIO = 0.7
@@ -113,9 +115,9 @@ def env_file_text(values: dict[str, str]) -> str:
 def prepare_machine() -> None:
     """What scripts/test-stack.sh prepares: the engine, the images, curl and openssl."""
     if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:  # noqa: S607
-        log("starting the Docker engine (scripts/docker-engine.sh)")
-        run(["scripts/docker-engine.sh"])
-    run(["scripts/standin-images.sh", *IMAGES])
+        log("starting the Docker engine (tests/stack/offline/docker-engine.sh)")
+        run(["tests/stack/offline/docker-engine.sh"])
+    run(["tests/stack/offline/standin-images.sh", *IMAGES])
     missing = [tool for tool in ("curl", "openssl") if shutil.which(tool) is None]
     if missing:
         run(["apt-get", "update", "-qq"])

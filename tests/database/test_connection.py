@@ -6,7 +6,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.config import Settings
 from app.database.db import create_engine
-from app.database.embedded import EmbeddedPostgres
+from devtools.embedded_postgres import EmbeddedPostgres
 from tests.conftest import SPECIAL_PASSWORD, make_settings
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from app.auth import tokens
 from app.config import Settings
-from app.database.embedded import free_port
 from app.database.reads import DATABASE_UNREACHABLE, DatabaseUnreachable, ReadPool
+from devtools.embedded_postgres import free_port
 from tests.conftest import app_with, bearer
 
 

@@ -1,8 +1,8 @@
 import httpx
 from asgi_lifespan import LifespanManager
 
-from app.database.embedded import EmbeddedPostgres, free_port
 from app.main import create_app
+from devtools.embedded_postgres import EmbeddedPostgres, free_port
 from tests.conftest import make_settings
 
 

@@ -15,7 +15,7 @@ import uvicorn
 from sqlalchemy import Engine, create_engine, text
 
 from app.config import Settings
-from app.database.embedded import free_port
+from devtools.embedded_postgres import free_port
 from tests.conftest import PASSWORD, TABLES, TEST_SECRET_KEY
 
 STARTUP_TIMEOUT = 15.0

