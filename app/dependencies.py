@@ -9,11 +9,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import service as auth_service
 from app.config import Settings
-from app.database.db import open_session
 from app.database.reads import ReadPool
 from app.exceptions import NotAuthenticated, PermissionDenied
 from app.models.models import AuthenticatedUser
@@ -28,14 +28,21 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 
-async def get_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app was created with (tests create apps with their own)."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async for session in open_session(request.app.state.session_factory):
-        yield session
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """A database session for the request's transaction; the service commits."""
+    async with request.app.state.session_factory() as db:
+        yield db
+
+
+async def get_engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
 
 
 async def get_reader(request: Request) -> ReadPool:
@@ -44,9 +51,10 @@ async def get_reader(request: Request) -> ReadPool:
     return reader
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+DbSession = Annotated[AsyncSession, Depends(get_db)]
 ReaderDep = Annotated[ReadPool, Depends(get_reader)]
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 
 
 def client_address(request: Request) -> str:

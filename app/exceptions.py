@@ -11,10 +11,15 @@ import psycopg_pool
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.schema.common import ErrorDetail
+
+class ErrorDetail(BaseModel):
+    """The body of every error but a 422."""
+
+    detail: str = Field(examples=["Not found"])
 
 
 class DomainError(Exception):

@@ -18,22 +18,11 @@ import bcrypt
 
 from app.config import Settings
 from app.exceptions import ServiceUnavailable
+from app.schema.users import MAX_PASSWORD_BYTES
 
-# bcrypt reads at most 72 bytes; longer passwords are refused, never truncated.
-MAX_PASSWORD_BYTES = 72
-MIN_PASSWORD_LENGTH = 8
 HASHING_BUSY = "Too many password checks in progress; retry shortly"
 
 T = TypeVar("T")
-
-
-def password_problem(password: str) -> str | None:
-    """Why a new password is unacceptable, or None."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        return f"Password must be at least {MIN_PASSWORD_LENGTH} characters"
-    if len(password.encode()) > MAX_PASSWORD_BYTES:
-        return f"Password must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt's limit)"
-    return None
 
 
 def _hash(password: str, rounds: int) -> str:

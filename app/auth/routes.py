@@ -1,5 +1,6 @@
 """Routes of the token flow: `/api/auth/…` and `/api/token/…`."""
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Cookie, Depends, Request, Response, status
@@ -7,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.auth import service as auth_service
-from app.dependencies import CurrentUser, ReaderDep, SessionDep, SettingsDep, client_address
+from app.dependencies import CurrentUser, DbSession, ReaderDep, SettingsDep, client_address
 from app.exceptions import (
     EmailTaken,
     InvalidCredentials,
@@ -16,6 +17,7 @@ from app.exceptions import (
     error_responses,
 )
 from app.schema.auth import (
+    PasswordForm,
     PasswordLogin,
     RefreshRequest,
     RegisterOut,
@@ -63,63 +65,34 @@ def _remember_device(response: Response, login: auth_service.Login, settings: Se
 
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-OAUTH2_FORM_SCHEMA = {
-    "type": "object",
-    "required": ["username", "password"],
-    "properties": {
-        "grant_type": {"type": "string", "enum": ["password"]},
-        "username": {"type": "string", "description": "Your email."},
-        "password": {"type": "string", "format": "password"},
-        "scope": {"type": "string", "default": ""},
-    },
-}
 
 
-def _validation_error(exc: ValidationError, location: str) -> RequestValidationError:
-    errors = exc.errors(include_url=False)
-    for error in errors:
-        error["loc"] = (location, *error["loc"])
-    return RequestValidationError(errors)
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (ValueError, RecursionError):
+        error = {"type": "json_invalid", "loc": ("body",), "msg": "Body is not valid JSON"}
+        raise RequestValidationError([{**error, "input": None}]) from None
 
 
 async def read_login(request: Request) -> PasswordLogin:
-    """The OAuth2 password form (what *Authorize* in /docs sends) or a JSON body."""
+    """The OAuth2 password form (what *Authorize* in /docs sends) or a JSON body:
+    FastAPI reads one body type per operation, so this one reads its own. Either is
+    validated as a model; pydantic's errors become the usual 422."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         if content_type == "application/json":
-            try:
-                body: Any = await request.json()
-            except (ValueError, RecursionError):
-                raise RequestValidationError(
-                    [
-                        {
-                            "type": "json_invalid",
-                            "loc": ("body",),
-                            "msg": "Body is not valid JSON",
-                            "input": None,
-                        }
-                    ]
-                ) from None
-            return PasswordLogin.model_validate(body)
+            # Parsed as FastAPI parses every other JSON body (a lone surrogate escape
+            # is then refused by the field that holds it, as everywhere).
+            return PasswordLogin.model_validate(await _json_body(request))
         if content_type in FORM_TYPES:
             form = await request.form()
-            grant_type = form.get("grant_type")
-            if grant_type not in (None, "", "password"):
-                raise RequestValidationError(
-                    [
-                        {
-                            "type": "value_error",
-                            "loc": ("body", "grant_type"),
-                            "msg": "grant_type must be 'password'",
-                            "input": grant_type,
-                        }
-                    ]
-                )
-            return PasswordLogin.model_validate(
-                {"email": form.get("username"), "password": form.get("password")}
-            )
+            return PasswordForm.model_validate(dict(form)).as_login()
     except ValidationError as exc:
-        raise _validation_error(exc, "body") from None
+        errors = exc.errors(include_url=False)
+        for error in errors:
+            error["loc"] = ("body", *error["loc"])
+        raise RequestValidationError(errors) from None
     raise RequestValidationError(
         [
             {
@@ -140,12 +113,12 @@ async def read_login(request: Request) -> PasswordLogin:
     responses=error_responses(EmailTaken),
 )
 async def register(
-    data: UserRegister, response: Response, session: SessionDep, settings: SettingsDep
+    data: UserRegister, response: Response, db: DbSession, settings: SettingsDep
 ) -> RegisterOut:
     """Create an account and log it in at once: the answer carries the new **user**
     and an **access/refresh token pair**, as `/api/token/` would."""
     login = await auth_service.register(
-        session=session,
+        db=db,
         settings=settings,
         email=data.email,
         password=data.password,
@@ -164,7 +137,7 @@ async def register(
         "requestBody": {
             "required": True,
             "content": {
-                "application/x-www-form-urlencoded": {"schema": OAUTH2_FORM_SCHEMA},
+                "application/x-www-form-urlencoded": {"schema": PasswordForm.model_json_schema()},
                 "application/json": {"schema": PasswordLogin.model_json_schema()},
             },
         }
@@ -174,7 +147,7 @@ async def issue_tokens(
     request: Request,
     response: Response,
     credentials: Annotated[PasswordLogin, Depends(read_login)],
-    session: SessionDep,
+    db: DbSession,
     settings: SettingsDep,
     device: DeviceCookie = None,
 ) -> TokenPair:
@@ -187,7 +160,7 @@ async def issue_tokens(
     in before holds a device cookie and is throttled on its own failures only.
     """
     login = await auth_service.login(
-        session=session,
+        db=db,
         settings=settings,
         email=credentials.email,
         password=credentials.password,
@@ -205,14 +178,14 @@ async def issue_tokens(
     responses=error_responses(NotAuthenticated),
 )
 async def refresh_tokens(
-    request: Request, data: RefreshRequest, session: SessionDep, settings: SettingsDep
+    request: Request, data: RefreshRequest, db: DbSession, settings: SettingsDep
 ) -> TokenPair:
     """Each refresh token works **once**. Presenting one that was already spent
     revokes its whole session (RFC 9700 §4.14.2): log in again. The one exception
     is a double submit: the same token again from the same address within a
     couple of seconds is refused without ending the session."""
     return await auth_service.refresh(
-        session=session,
+        db=db,
         settings=settings,
         refresh_token=data.refresh_token,
         client=client_address(request),
@@ -237,10 +210,10 @@ async def verify_token(data: VerifyRequest, reader: ReaderDep, settings: Setting
     summary="Log out one session",
     responses=error_responses(NotAuthenticated),
 )
-async def logout(data: RefreshRequest, session: SessionDep, settings: SettingsDep) -> None:
+async def logout(data: RefreshRequest, db: DbSession, settings: SettingsDep) -> None:
     """Revokes the session the refresh token belongs to — every token rotated from
     it, and its access tokens too."""
-    await auth_service.logout(session=session, settings=settings, refresh_token=data.refresh_token)
+    await auth_service.logout(db=db, settings=settings, refresh_token=data.refresh_token)
 
 
 @auth_router.post(
@@ -249,6 +222,6 @@ async def logout(data: RefreshRequest, session: SessionDep, settings: SettingsDe
     summary="Log out everywhere",
     responses=error_responses(NotAuthenticated),
 )
-async def logout_all(user: CurrentUser, session: SessionDep) -> None:
+async def logout_all(user: CurrentUser, db: DbSession) -> None:
     """Revokes **every** session of the caller; their access tokens stop working now."""
-    await auth_service.logout_everywhere(session=session, user_id=user.id)
+    await auth_service.logout_everywhere(db=db, user_id=user.id)

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import passwords, throttle, tokens
-from app.auth.sessions import end_all_sessions, issue_pair, open_session, revoke_sessions
+from app.auth.sessions import end_all_sessions, issue_pair, open_auth_session, revoke_sessions
 from app.config import Settings
 from app.database.reads import ReadPool, driver_sql
 from app.exceptions import InvalidCredentials, NotAuthenticated
@@ -48,7 +48,7 @@ def _device_token_for(
 
 async def register(
     *,
-    session: AsyncSession,
+    db: AsyncSession,
     settings: Settings,
     email: str,
     password: str,
@@ -56,25 +56,25 @@ async def register(
 ) -> Login:
     """Create the account and its first session in one transaction."""
     user = await users_service.create_user(
-        session=session, settings=settings, email=email, password=password, full_name=full_name
+        db=db, settings=settings, email=email, password=password, full_name=full_name
     )
     assert user.id is not None
-    pair = await open_session(session=session, settings=settings, user_id=user.id)
-    await session.commit()
+    pair = await open_auth_session(db=db, settings=settings, user_id=user.id)
+    await db.commit()
     return Login(
         pair=pair, user=user, device_token=_device_token_for(user.id, None, settings=settings)
     )
 
 
 async def _open_session_if_unchanged(
-    *, session: AsyncSession, settings: Settings, user_id: int, epoch: int
+    *, db: AsyncSession, settings: Settings, user_id: int, epoch: int
 ) -> TokenPair:
     """Open a session only if the account is as it was when its password was read:
     still there, active, and no session-ending change (password, logout-all,
     deactivation) since. FOR SHARE makes that change wait for this commit, or this
     read wait for that one, so the two never interleave."""
     current = (
-        await session.exec(
+        await db.exec(
             select(col(User.is_active), col(User.session_epoch))
             .where(col(User.id) == user_id)
             .with_for_update(read=True)
@@ -85,12 +85,12 @@ async def _open_session_if_unchanged(
     is_active, current_epoch = current
     if not is_active or current_epoch != epoch:
         raise InvalidCredentials()
-    return await open_session(session=session, settings=settings, user_id=user_id)
+    return await open_auth_session(db=db, settings=settings, user_id=user_id)
 
 
 async def login(
     *,
-    session: AsyncSession,
+    db: AsyncSession,
     settings: Settings,
     email: str,
     password: str,
@@ -104,10 +104,10 @@ async def login(
     account and count the attempt (commit); check the password; open the session
     if the account has not changed meanwhile (commit)."""
     email = users_service.normalize_email(email)
-    user = await users_service.find_by_email(session=session, normalized_email=email)
+    user = await users_service.find_by_email(db=db, normalized_email=email)
     device = _known_device(device_token, settings=settings)
     attempt = await throttle.reserve(
-        session=session,
+        db=db,
         limits=throttle.login_limits(
             settings=settings,
             email=email,
@@ -116,7 +116,7 @@ async def login(
             device=device,
         ),
     )
-    await session.commit()
+    await db.commit()
     if user is None:
         await passwords.verify_against_dummy(password, settings=settings)
         raise InvalidCredentials()
@@ -126,10 +126,10 @@ async def login(
     if not user.is_active:
         raise InvalidCredentials()
     pair = await _open_session_if_unchanged(
-        session=session, settings=settings, user_id=user.id, epoch=user.session_epoch
+        db=db, settings=settings, user_id=user.id, epoch=user.session_epoch
     )
-    await throttle.forgive(session=session, attempt=attempt)
-    await session.commit()
+    await throttle.forgive(db=db, attempt=attempt)
+    await db.commit()
     return Login(
         pair=pair, user=user, device_token=_device_token_for(user.id, device, settings=settings)
     )
@@ -143,7 +143,7 @@ def _read(token: str, *, settings: Settings, expected: tokens.TokenType) -> toke
 
 
 async def refresh(
-    *, session: AsyncSession, settings: Settings, refresh_token: str, client: str
+    *, db: AsyncSession, settings: Settings, refresh_token: str, client: str
 ) -> TokenPair:
     """Spend a refresh token for a new pair. Single use, atomic: the conditional
     UPDATE lets exactly one of any number of concurrent callers win. Presenting a
@@ -157,7 +157,7 @@ async def refresh(
         col(AuthSession.user_id) == claims.user_id,
         col(AuthSession.revoked_at).is_(None),
     )
-    spent = await session.exec(
+    spent = await db.exec(
         update(RefreshToken)
         .where(
             col(RefreshToken.jti) == claims.jti,
@@ -170,58 +170,56 @@ async def refresh(
         .returning(col(RefreshToken.session_id))
     )
     if spent.scalar_one_or_none() is None:
-        await session.rollback()
-        await _revoke_family_if_reused(
-            session=session, settings=settings, claims=claims, client=client
-        )
+        await db.rollback()
+        await _revoke_family_if_reused(db=db, settings=settings, claims=claims, client=client)
         raise NotAuthenticated()
-    user = await session.get(User, claims.user_id)
+    user = await db.get(User, claims.user_id)
     if user is None or not user.is_active:
-        await session.rollback()
+        await db.rollback()
         raise NotAuthenticated()
     pair = issue_pair(
-        session=session,
+        db=db,
         settings=settings,
         user_id=claims.user_id,
         auth_session_id=claims.session_id,
     )
-    await session.commit()
+    await db.commit()
     return pair
 
 
 async def _revoke_family_if_reused(
-    *, session: AsyncSession, settings: Settings, claims: tokens.TokenClaims, client: str
+    *, db: AsyncSession, settings: Settings, claims: tokens.TokenClaims, client: str
 ) -> None:
-    row = await session.get(RefreshToken, claims.jti)
+    row = await db.get(RefreshToken, claims.jti)
     if row is None or row.used_at is None:
         return
     double_submit = row.used_by == client and utcnow() - row.used_at <= settings.REFRESH_REUSE_GRACE
     if not double_submit:
         await revoke_sessions(
-            session=session,
+            db=db,
             where=and_(
                 col(AuthSession.id) == claims.session_id,
                 col(AuthSession.user_id) == claims.user_id,
             ),
         )
-        await session.commit()
+        await db.commit()
 
 
-async def logout(*, session: AsyncSession, settings: Settings, refresh_token: str) -> None:
+async def logout(*, db: AsyncSession, settings: Settings, refresh_token: str) -> None:
     """Revoke the session (the whole rotation family) the refresh token belongs to."""
     claims = _read(refresh_token, settings=settings, expected=tokens.TokenType.REFRESH)
     await revoke_sessions(
-        session=session,
+        db=db,
         where=and_(
             col(AuthSession.id) == claims.session_id, col(AuthSession.user_id) == claims.user_id
         ),
     )
-    await session.commit()
+    await db.commit()
 
 
-async def logout_everywhere(*, session: AsyncSession, user_id: int) -> None:
-    await end_all_sessions(session=session, user_id=user_id)
-    await session.commit()
+async def logout_everywhere(*, db: AsyncSession, user_id: int) -> None:
+    await end_all_sessions(db=db, user_id=user_id)
+    await db.commit()
 
 
 # The caller's row, if the user is active and the token's session live: the one

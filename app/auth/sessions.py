@@ -19,12 +19,12 @@ from app.schema.auth import TokenPair
 
 
 def issue_pair(
-    *, session: AsyncSession, settings: Settings, user_id: int, auth_session_id: uuid.UUID
+    *, db: AsyncSession, settings: Settings, user_id: int, auth_session_id: uuid.UUID
 ) -> TokenPair:
     """Add a refresh token row to the session's family; the caller commits."""
     now = utcnow()
     refresh_jti = uuid.uuid4()
-    session.add(
+    db.add(
         RefreshToken(
             jti=refresh_jti,
             session_id=auth_session_id,
@@ -51,32 +51,30 @@ def issue_pair(
     )
 
 
-async def open_session(*, session: AsyncSession, settings: Settings, user_id: int) -> TokenPair:
+async def open_auth_session(*, db: AsyncSession, settings: Settings, user_id: int) -> TokenPair:
     """Start a new session (a new refresh family) for the user; the caller commits."""
     auth_session = AuthSession(user_id=user_id, expires_at=utcnow() + settings.REFRESH_TOKEN_TTL)
-    session.add(auth_session)
-    await session.flush()
-    return issue_pair(
-        session=session, settings=settings, user_id=user_id, auth_session_id=auth_session.id
-    )
+    db.add(auth_session)
+    await db.flush()
+    return issue_pair(db=db, settings=settings, user_id=user_id, auth_session_id=auth_session.id)
 
 
-async def revoke_sessions(*, session: AsyncSession, where: ColumnElement[bool]) -> None:
-    await session.exec(
+async def revoke_sessions(*, db: AsyncSession, where: ColumnElement[bool]) -> None:
+    await db.exec(
         update(AuthSession)
         .where(where, col(AuthSession.revoked_at).is_(None))
         .values(revoked_at=utcnow())
     )
 
 
-async def end_all_sessions(*, session: AsyncSession, user_id: int) -> None:
+async def end_all_sessions(*, db: AsyncSession, user_id: int) -> None:
     """End every session of the user, access tokens included, and any login still
     checking a password (it sees a new epoch); the caller commits.
 
     The epoch is bumped first: that UPDATE waits for a login holding the user row
     FOR SHARE to commit, so the revocation below then sees the session it opened.
     """
-    await session.exec(
+    await db.exec(
         update(User).where(col(User.id) == user_id).values(session_epoch=User.session_epoch + 1)
     )
-    await revoke_sessions(session=session, where=col(AuthSession.user_id) == user_id)
+    await revoke_sessions(db=db, where=col(AuthSession.user_id) == user_id)

@@ -84,22 +84,22 @@ def password_change_limits(*, settings: Settings, user_id: int) -> list[Limit]:
     ]
 
 
-async def reserve(*, session: AsyncSession, limits: list[Limit]) -> Attempt:
+async def reserve(*, db: AsyncSession, limits: list[Limit]) -> Attempt:
     """Count an attempt under every key, or raise TooManyAttempts; the caller commits
     (the locks are held until then)."""
     now = utcnow()
     rows: dict[Limit, int] = {}
     # A fixed lock order: two attempts sharing keys never deadlock.
     for limit in sorted(limits, key=lambda limit: limit.key):
-        await session.exec(select(func.pg_advisory_xact_lock(func.hashtextextended(limit.key, 0))))
+        await db.exec(select(func.pg_advisory_xact_lock(func.hashtextextended(limit.key, 0))))
         since = now - limit.window
-        await session.exec(
+        await db.exec(
             delete(LoginFailure).where(
                 col(LoginFailure.key) == limit.key, col(LoginFailure.failed_at) <= since
             )
         )
         count, oldest = (
-            await session.exec(
+            await db.exec(
                 select(func.count(), func.min(col(LoginFailure.failed_at))).where(
                     col(LoginFailure.key) == limit.key
                 )
@@ -109,7 +109,7 @@ async def reserve(*, session: AsyncSession, limits: list[Limit]) -> Attempt:
             retry_after = oldest + limit.window - now
             raise TooManyAttempts(retry_after_seconds=max(1, int(retry_after.total_seconds()) + 1))
         row_id = (
-            await session.exec(
+            await db.exec(
                 insert(LoginFailure)
                 .values(key=limit.key, failed_at=now)
                 .returning(col(LoginFailure.id))
@@ -119,7 +119,7 @@ async def reserve(*, session: AsyncSession, limits: list[Limit]) -> Attempt:
     return Attempt(rows=rows)
 
 
-async def forgive(*, session: AsyncSession, attempt: Attempt) -> None:
+async def forgive(*, db: AsyncSession, attempt: Attempt) -> None:
     """The attempt succeeded: remove its rows, and under keys that a success clears,
     the failures counted before it. The caller commits."""
     for limit, row_id in attempt.rows.items():
@@ -128,6 +128,4 @@ async def forgive(*, session: AsyncSession, attempt: Attempt) -> None:
             if limit.cleared_by_success
             else col(LoginFailure.id) == row_id
         )
-        await session.exec(
-            delete(LoginFailure).where(col(LoginFailure.key) == limit.key, condition)
-        )
+        await db.exec(delete(LoginFailure).where(col(LoginFailure.key) == limit.key, condition))

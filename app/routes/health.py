@@ -1,9 +1,10 @@
 """Liveness and readiness, for Docker's healthcheck and load balancers."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from app.database.db import database_answers
+from app.dependencies import EngineDep
 from app.exceptions import ServiceUnavailable, error_responses
+from app.services import health as health_service
 
 router = APIRouter(prefix="/api/health", tags=["health"])
 
@@ -15,8 +16,7 @@ async def alive() -> dict[str, str]:
 
 
 @router.get("/ready", summary="Readiness", responses=error_responses(ServiceUnavailable))
-async def ready(request: Request) -> dict[str, str]:
+async def ready(engine: EngineDep) -> dict[str, str]:
     """`200` when the database answers, `503` when it does not."""
-    if not await database_answers(request.app.state.engine):
-        raise ServiceUnavailable("Database unavailable")
+    await health_service.check_ready(engine=engine)
     return {"status": "ok"}

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
-from app.dependencies import CurrentUser, ReaderDep, SessionDep, get_current_user
+from app.dependencies import CurrentUser, DbSession, ReaderDep, get_current_user
 from app.exceptions import NotAuthenticated, NotFound, error_responses
 from app.routes.responses import PydanticJSONResponse
 from app.schema.common import MAX_ID, Page
@@ -25,9 +25,9 @@ ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description=f"The item's id, 1–{
 @router.post(
     "/", status_code=status.HTTP_201_CREATED, response_model=ItemOut, summary="Create an item"
 )
-async def create_item(data: ItemCreate, user: CurrentUser, session: SessionDep) -> ItemOut:
+async def create_item(data: ItemCreate, user: CurrentUser, db: DbSession) -> ItemOut:
     """`name` and `price` are required. `total` in the answer is **price + tax**."""
-    return await items_service.create_item(session=session, owner=user, data=data)
+    return await items_service.create_item(db=db, owner=user, data=data)
 
 
 @router.get("/", response_model=Page[ItemOut], summary="List items")
@@ -49,22 +49,18 @@ async def read_item(item_id: ItemId, user: CurrentUser, reader: ReaderDep) -> Py
 
 @router.put("/{item_id}", response_model=ItemOut, summary="Replace an item", responses=MISSING)
 async def replace_item(
-    item_id: ItemId, data: ItemCreate, user: CurrentUser, session: SessionDep
+    item_id: ItemId, data: ItemCreate, user: CurrentUser, db: DbSession
 ) -> ItemOut:
     """**Full replacement**: required fields must be present; optional fields left
     out are cleared."""
-    return await items_service.replace_item(
-        session=session, viewer=user, item_id=item_id, data=data
-    )
+    return await items_service.replace_item(db=db, viewer=user, item_id=item_id, data=data)
 
 
 @router.patch("/{item_id}", response_model=ItemOut, summary="Update some fields", responses=MISSING)
-async def patch_item(
-    item_id: ItemId, data: ItemPatch, user: CurrentUser, session: SessionDep
-) -> ItemOut:
+async def patch_item(item_id: ItemId, data: ItemPatch, user: CurrentUser, db: DbSession) -> ItemOut:
     """**Partial update**: fields left out stay as they are; `null` clears an
     optional field."""
-    return await items_service.patch_item(session=session, viewer=user, item_id=item_id, data=data)
+    return await items_service.patch_item(db=db, viewer=user, item_id=item_id, data=data)
 
 
 @router.delete(
@@ -73,5 +69,5 @@ async def patch_item(
     summary="Delete an item",
     responses=MISSING,
 )
-async def delete_item(item_id: ItemId, user: CurrentUser, session: SessionDep) -> None:
-    await items_service.delete_item(session=session, viewer=user, item_id=item_id)
+async def delete_item(item_id: ItemId, user: CurrentUser, db: DbSession) -> None:
+    await items_service.delete_item(db=db, viewer=user, item_id=item_id)

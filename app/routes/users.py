@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from app.dependencies import (
     AdminUser,
     CurrentUser,
+    DbSession,
     ReaderDep,
-    SessionDep,
     SettingsDep,
     get_current_user,
 )
@@ -54,10 +54,10 @@ async def read_me(user: CurrentUser) -> PydanticJSONResponse:
     summary="Update my name or email",
     responses=error_responses(EmailTaken),
 )
-async def update_me(data: UserUpdateMe, user: CurrentUser, session: SessionDep) -> UserOut:
+async def update_me(data: UserUpdateMe, user: CurrentUser, db: DbSession) -> UserOut:
     """Only `full_name` and `email` can be changed here; any other field is a `422`."""
     updated = await users_service.update_user(
-        session=session, user_id=user.id, changes=data.model_dump(exclude_unset=True)
+        db=db, user_id=user.id, changes=data.model_dump(exclude_unset=True)
     )
     return UserOut.model_validate(updated)
 
@@ -69,11 +69,11 @@ async def update_me(data: UserUpdateMe, user: CurrentUser, session: SessionDep) 
     responses=error_responses(WrongPassword),
 )
 async def change_my_password(
-    data: PasswordChange, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    data: PasswordChange, user: CurrentUser, db: DbSession, settings: SettingsDep
 ) -> None:
     """Ends **every** session, this one included: log in again with the new password."""
     await users_service.change_password(
-        session=session,
+        db=db,
         settings=settings,
         user=user,
         current=data.current_password,
@@ -87,9 +87,9 @@ async def change_my_password(
     summary="Delete my account",
     responses=error_responses(Conflict),
 )
-async def delete_me(user: CurrentUser, session: SessionDep) -> None:
+async def delete_me(user: CurrentUser, db: DbSession) -> None:
     """Deletes the account **and all its items**."""
-    await users_service.delete_user(session=session, user_id=user.id)
+    await users_service.delete_user(db=db, user_id=user.id)
 
 
 @router.get("/", response_model=Page[UserOut], summary="List users (admin)", responses=ADMIN_ERRORS)
@@ -102,8 +102,8 @@ async def list_users(
 @router.get(
     "/{user_id}", response_model=UserOut, summary="Read a user (admin)", responses=ADMIN_ERRORS
 )
-async def read_user(user_id: UserId, _: AdminUser, session: SessionDep) -> UserOut:
-    return UserOut.model_validate(await users_service.get_user(session=session, user_id=user_id))
+async def read_user(user_id: UserId, _: AdminUser, db: DbSession) -> UserOut:
+    return UserOut.model_validate(await users_service.get_user(db=db, user_id=user_id))
 
 
 @router.patch(
@@ -113,12 +113,12 @@ async def read_user(user_id: UserId, _: AdminUser, session: SessionDep) -> UserO
     responses={**ADMIN_ERRORS, **error_responses(Conflict)},
 )
 async def update_user(
-    user_id: UserId, data: UserUpdateAdmin, _: AdminUser, session: SessionDep
+    user_id: UserId, data: UserUpdateAdmin, _: AdminUser, db: DbSession
 ) -> UserOut:
     """An admin may also set `is_active` and `is_superuser`. Deactivating a user
     ends their sessions at once. The last active superuser cannot be demoted."""
     updated = await users_service.update_user(
-        session=session, user_id=user_id, changes=data.model_dump(exclude_unset=True)
+        db=db, user_id=user_id, changes=data.model_dump(exclude_unset=True)
     )
     return UserOut.model_validate(updated)
 
@@ -129,5 +129,5 @@ async def update_user(
     summary="Delete a user (admin)",
     responses={**ADMIN_ERRORS, **error_responses(Conflict)},
 )
-async def delete_user(user_id: UserId, _: AdminUser, session: SessionDep) -> None:
-    await users_service.delete_user(session=session, user_id=user_id)
+async def delete_user(user_id: UserId, _: AdminUser, db: DbSession) -> None:
+    await users_service.delete_user(db=db, user_id=user_id)

@@ -1,6 +1,8 @@
 """Token shapes."""
 
-from pydantic import BaseModel, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.schema.common import StrictInput
 from app.schema.users import UserOut
@@ -22,6 +24,22 @@ class PasswordLogin(StrictInput):
 
     email: str = Field(examples=["ada@example.com"])
     password: str = Field(examples=["correct horse battery staple"])
+
+
+class PasswordForm(StrictInput):
+    """The OAuth2 password grant's form (RFC 6749 §4.3.2), as *Authorize* in /docs
+    sends it: `username` is the email. `scope`, and any other field a client adds
+    (`client_id`…), is accepted and never read."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    grant_type: Literal["password", ""] | None = None
+    username: str = Field(description="Your email.")
+    password: str = Field(json_schema_extra={"format": "password"})
+    scope: str = ""
+
+    def as_login(self) -> PasswordLogin:
+        return PasswordLogin(email=self.username, password=self.password)
 
 
 class RefreshRequest(StrictInput):

@@ -1,4 +1,4 @@
-"""Shapes shared by every domain: errors, pages, money; the rules every input obeys."""
+"""Shapes shared by every domain: pages, money; the rules every input obeys."""
 
 import re
 from decimal import Decimal
@@ -18,10 +18,6 @@ Money = Annotated[
     Decimal,
     PlainSerializer(float, return_type=float, when_used="json"),
 ]
-
-
-class ErrorDetail(BaseModel):
-    detail: str = Field(examples=["Not found"])
 
 
 T = TypeVar("T")

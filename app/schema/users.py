@@ -14,14 +14,20 @@ from pydantic import (
     field_validator,
 )
 
-from app.auth.passwords import password_problem
 from app.schema.common import PageParams, StrictInput, reject_null
+
+# bcrypt reads at most 72 bytes: a longer password is refused, never truncated.
+MAX_PASSWORD_BYTES = 72
+MIN_PASSWORD_LENGTH = 8
 
 
 def _acceptable_password(password: str) -> str:
-    problem = password_problem(password)
-    if problem:
-        raise ValueError(problem)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise ValueError(
+            f"Password must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt's limit)"
+        )
     return password
 
 
@@ -29,7 +35,8 @@ NewPassword = Annotated[
     str,
     AfterValidator(_acceptable_password),
     Field(
-        description="At least 8 characters and at most 72 bytes in UTF-8 (bcrypt's limit).",
+        description=f"At least {MIN_PASSWORD_LENGTH} characters and at most "
+        f"{MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt's limit).",
         examples=["correct horse battery staple"],
     ),
 ]

@@ -97,15 +97,13 @@ def _stored(data: ItemCreate | ItemPatch, *, fields: set[str] | None = None) -> 
     return values
 
 
-async def create_item(
-    *, session: AsyncSession, owner: AuthenticatedUser, data: ItemCreate
-) -> ItemOut:
+async def create_item(*, db: AsyncSession, owner: AuthenticatedUser, data: ItemCreate) -> ItemOut:
     item = Item(owner_id=owner.id, **_stored(data, fields=set(ItemCreate.model_fields)))
-    session.add(item)
+    db.add(item)
     try:
-        await session.commit()
+        await db.commit()
     except IntegrityError as exc:
-        await session.rollback()
+        await db.rollback()
         if isinstance(exc.orig, ForeignKeyViolation):
             # The owner was deleted while this request was under way.
             raise NotAuthenticated(ACCOUNT_GONE) from exc
@@ -129,12 +127,12 @@ async def list_items(
 
 
 async def _get_visible(
-    *, session: AsyncSession, viewer: AuthenticatedUser, item_id: int, for_update: bool = False
+    *, db: AsyncSession, viewer: AuthenticatedUser, item_id: int, for_update: bool = False
 ) -> Item:
     statement = _visible_to(viewer, select(Item).where(col(Item.id) == item_id))
     if for_update:
         statement = statement.with_for_update()
-    item = (await session.exec(statement)).one_or_none()
+    item = (await db.exec(statement)).one_or_none()
     if item is None:
         # Another user's item is indistinguishable from a missing one.
         raise NotFound(ITEM_NOT_FOUND)
@@ -161,34 +159,32 @@ async def get_item(*, reader: ReadPool, viewer: AuthenticatedUser, item_id: int)
     return ItemOut.model_validate(row)
 
 
-async def _apply(*, session: AsyncSession, item: Item, values: dict[str, Any]) -> ItemOut:
+async def _apply(*, db: AsyncSession, item: Item, values: dict[str, Any]) -> ItemOut:
     for field, value in values.items():
         setattr(item, field, value)
     item.updated_at = utcnow()
-    session.add(item)
-    await session.commit()
+    db.add(item)
+    await db.commit()
     return ItemOut.model_validate(item)
 
 
 async def replace_item(
-    *, session: AsyncSession, viewer: AuthenticatedUser, item_id: int, data: ItemCreate
+    *, db: AsyncSession, viewer: AuthenticatedUser, item_id: int, data: ItemCreate
 ) -> ItemOut:
     """PUT: every field takes the new value; absent optional fields are cleared."""
-    item = await _get_visible(session=session, viewer=viewer, item_id=item_id, for_update=True)
-    return await _apply(
-        session=session, item=item, values=_stored(data, fields=set(ItemCreate.model_fields))
-    )
+    item = await _get_visible(db=db, viewer=viewer, item_id=item_id, for_update=True)
+    return await _apply(db=db, item=item, values=_stored(data, fields=set(ItemCreate.model_fields)))
 
 
 async def patch_item(
-    *, session: AsyncSession, viewer: AuthenticatedUser, item_id: int, data: ItemPatch
+    *, db: AsyncSession, viewer: AuthenticatedUser, item_id: int, data: ItemPatch
 ) -> ItemOut:
     """PATCH: only the fields present in the request change."""
-    item = await _get_visible(session=session, viewer=viewer, item_id=item_id, for_update=True)
-    return await _apply(session=session, item=item, values=_stored(data))
+    item = await _get_visible(db=db, viewer=viewer, item_id=item_id, for_update=True)
+    return await _apply(db=db, item=item, values=_stored(data))
 
 
-async def delete_item(*, session: AsyncSession, viewer: AuthenticatedUser, item_id: int) -> None:
-    item = await _get_visible(session=session, viewer=viewer, item_id=item_id)
-    await session.delete(item)
-    await session.commit()
+async def delete_item(*, db: AsyncSession, viewer: AuthenticatedUser, item_id: int) -> None:
+    item = await _get_visible(db=db, viewer=viewer, item_id=item_id)
+    await db.delete(item)
+    await db.commit()

@@ -40,25 +40,25 @@ def normalize_email(email: str) -> str:
     return text.lower()
 
 
-async def _flush_unless_email_taken(session: AsyncSession) -> None:
+async def _flush_unless_email_taken(db: AsyncSession) -> None:
     try:
-        await session.flush()
+        await db.flush()
     except IntegrityError as exc:
-        await session.rollback()
+        await db.rollback()
         if isinstance(exc.orig, UniqueViolation):
             raise EmailTaken() from exc
         raise
 
 
-async def find_by_email(*, session: AsyncSession, normalized_email: str) -> User | None:
+async def find_by_email(*, db: AsyncSession, normalized_email: str) -> User | None:
     """`normalized_email` is normalize_email's result (the caller needs it too)."""
-    result = await session.exec(select(User).where(col(User.email) == normalized_email))
+    result = await db.exec(select(User).where(col(User.email) == normalized_email))
     return result.one_or_none()
 
 
 async def create_user(
     *,
-    session: AsyncSession,
+    db: AsyncSession,
     settings: Settings,
     email: str,
     password: str,
@@ -67,13 +67,13 @@ async def create_user(
     """Add a user; the caller commits. A taken email is a Conflict."""
     hashed = await passwords.hash_password(password, settings=settings)
     user = User(email=normalize_email(email), hashed_password=hashed, full_name=full_name)
-    session.add(user)
-    await _flush_unless_email_taken(session)
+    db.add(user)
+    await _flush_unless_email_taken(db)
     return user
 
 
-async def get_user(*, session: AsyncSession, user_id: int) -> User:
-    user = await session.get(User, user_id)
+async def get_user(*, db: AsyncSession, user_id: int) -> User:
+    user = await db.get(User, user_id)
     if user is None:
         raise NotFound("User not found")
     return user
@@ -100,44 +100,42 @@ async def list_users(*, reader: ReadPool, params: UserListParams) -> Page[UserOu
     return await paginate(reader=reader, sql=sql, values={}, params=params, out=UserOut)
 
 
-async def _guard_last_superuser(*, session: AsyncSession, user_id: int) -> None:
+async def _guard_last_superuser(*, db: AsyncSession, user_id: int) -> None:
     """Refuse to take away the last active superuser. The lock makes two admins
     demoting each other at once take turns: the second sees the first's change."""
-    await session.exec(select(func.pg_advisory_xact_lock(func.hashtextextended(SUPERUSER_LOCK, 0))))
+    await db.exec(select(func.pg_advisory_xact_lock(func.hashtextextended(SUPERUSER_LOCK, 0))))
     active_superusers = set(
         (
-            await session.exec(
-                select(col(User.id)).where(col(User.is_superuser), col(User.is_active))
-            )
+            await db.exec(select(col(User.id)).where(col(User.is_superuser), col(User.is_active)))
         ).all()
     )
     if active_superusers == {user_id}:
         raise Conflict(LAST_SUPERUSER)
 
 
-async def update_user(*, session: AsyncSession, user_id: int, changes: dict[str, Any]) -> User:
+async def update_user(*, db: AsyncSession, user_id: int, changes: dict[str, Any]) -> User:
     """Apply the given fields. Deactivating a user ends all their sessions."""
-    user = await get_user(session=session, user_id=user_id)
+    user = await get_user(db=db, user_id=user_id)
     if "email" in changes:
         changes["email"] = normalize_email(changes["email"])
     ends_admin_rights = (changes.get("is_active") is False) or (
         changes.get("is_superuser") is False
     )
     if ends_admin_rights:
-        await _guard_last_superuser(session=session, user_id=user_id)
+        await _guard_last_superuser(db=db, user_id=user_id)
     for field, value in changes.items():
         setattr(user, field, value)
     user.updated_at = utcnow()
-    session.add(user)
-    await _flush_unless_email_taken(session)
+    db.add(user)
+    await _flush_unless_email_taken(db)
     if changes.get("is_active") is False:
-        await end_all_sessions(session=session, user_id=user_id)
-    await session.commit()
+        await end_all_sessions(db=db, user_id=user_id)
+    await db.commit()
     return user
 
 
 async def change_password(
-    *, session: AsyncSession, settings: Settings, user: AuthenticatedUser, current: str, new: str
+    *, db: AsyncSession, settings: Settings, user: AuthenticatedUser, current: str, new: str
 ) -> None:
     """Check the current password, store the new hash, and end every session.
 
@@ -146,35 +144,35 @@ async def change_password(
     came in between (else the caller's own session has ended: 401)."""
     user_id, hashed_current, epoch = user.id, user.hashed_password, user.session_epoch
     attempt = await throttle.reserve(
-        session=session, limits=throttle.password_change_limits(settings=settings, user_id=user_id)
+        db=db, limits=throttle.password_change_limits(settings=settings, user_id=user_id)
     )
-    await session.commit()
+    await db.commit()
     if not await passwords.verify_password(current, hashed_current, settings=settings):
         raise WrongPassword()
     hashed = await passwords.hash_password(new, settings=settings)
-    stored = await session.exec(
+    stored = await db.exec(
         update(User)
         .where(col(User.id) == user_id, col(User.session_epoch) == epoch)
         .values(hashed_password=hashed, updated_at=utcnow())
         .returning(col(User.id))
     )
     if stored.scalar_one_or_none() is None:
-        await session.rollback()
+        await db.rollback()
         raise NotAuthenticated()
-    await end_all_sessions(session=session, user_id=user_id)
-    await throttle.forgive(session=session, attempt=attempt)
-    await session.commit()
+    await end_all_sessions(db=db, user_id=user_id)
+    await throttle.forgive(db=db, attempt=attempt)
+    await db.commit()
 
 
-async def delete_user(*, session: AsyncSession, user_id: int) -> None:
+async def delete_user(*, db: AsyncSession, user_id: int) -> None:
     """Delete the user; their items and sessions go with them (ON DELETE CASCADE)."""
-    user = await get_user(session=session, user_id=user_id)
-    await _guard_last_superuser(session=session, user_id=user_id)
-    await session.delete(user)
-    await session.commit()
+    user = await get_user(db=db, user_id=user_id)
+    await _guard_last_superuser(db=db, user_id=user_id)
+    await db.delete(user)
+    await db.commit()
 
 
-async def ensure_superuser(*, session: AsyncSession, settings: Settings) -> bool:
+async def ensure_superuser(*, db: AsyncSession, settings: Settings) -> bool:
     """Create the first superuser from the settings unless the email exists.
     Safe when several processes race: the insert is ON CONFLICT DO NOTHING."""
     if not (settings.FIRST_SUPERUSER_EMAIL and settings.FIRST_SUPERUSER_PASSWORD):
@@ -182,7 +180,7 @@ async def ensure_superuser(*, session: AsyncSession, settings: Settings) -> bool
     hashed = await passwords.hash_password(
         settings.FIRST_SUPERUSER_PASSWORD.get_secret_value(), settings=settings
     )
-    result = await session.exec(
+    result = await db.exec(
         insert(User)
         .values(
             email=normalize_email(settings.FIRST_SUPERUSER_EMAIL),
@@ -195,5 +193,5 @@ async def ensure_superuser(*, session: AsyncSession, settings: Settings) -> bool
         .returning(col(User.id))
     )
     created = result.scalar_one_or_none() is not None
-    await session.commit()
+    await db.commit()
     return created
