@@ -9,7 +9,8 @@ COMPOSE ?= docker compose
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %s%-12s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 $(BIN)/python: requirements.txt requirements-dev.txt tests/stack/requirements.txt bench/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +87,10 @@ migrate: ## Apply database migrations (in the running stack, else on the local d
 .PHONY: superuser
 superuser: ## Create the first superuser from .env if it does not exist
 	scripts/stack.sh superuser
+
+.PHONY: trust-ca
+trust-ca: ## Trust the local CA in Chrome/Chromium on Linux (creates its NSS database if missing)
+	scripts/stack.sh trust-ca
 
 .PHONY: backup
 backup: ## Dump the stack's database to backups/<timestamp>.dump

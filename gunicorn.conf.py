@@ -34,6 +34,10 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # Heartbeat files on tmpfs: the container's root filesystem is read-only.
 worker_tmp_dir = "/dev/shm"  # noqa: S108 (a private tmpfs, not a shared /tmp)
+# gunicorn's control socket (for `gunicornc`) would be created under $HOME, on the
+# container's read-only root, and fail with an error at every start. Nothing
+# here uses it: workers and reloads are managed by compose, through signals.
+control_socket_disable = True
 
 # ACCESS_LOG: "-" (stdout, the default), a file path, or "off" (`make bench`
 # measures the app, not its logging; uvicorn then skips access logging entirely).

@@ -48,7 +48,11 @@ class Settings(BaseSettings):
 
     ENVIRONMENT: Environment = "local"
     PROJECT_NAME: str = "FastAPI Stack"
-    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Any case (gunicorn's own setting is lower case): stored upper case for logging.
+    LOG_LEVEL: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+        BeforeValidator(lambda value: value.upper() if isinstance(value, str) else value),
+    ] = "INFO"
 
     SECRET_KEY: SecretStr = SecretStr(EXAMPLE_SECRET_KEY)
     ACCESS_TOKEN_TTL: PositiveDuration = timedelta(minutes=15)

@@ -5,6 +5,7 @@
 
 import asyncio
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings, get_settings
-from app.database.db import create_engine, create_session_factory, database_answers
+from app.database.db import create_engine, create_session_factory, database_problem
 from app.services.users import ensure_superuser
 
 logger = logging.getLogger("app.prestart")
@@ -21,12 +22,26 @@ logger = logging.getLogger("app.prestart")
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
 
+# Refusals no wait will cure. libpq reports a refused login as text only (no
+# SQLSTATE reaches the client), in the server's language: English in the image.
+LOGIN_REFUSED = "password authentication failed"
+NO_SUCH_DATABASE = re.compile(r'database "[^"]*" does not exist')
+LOGIN_REFUSED_ADVICE = (
+    "the database refused POSTGRES_USER/POSTGRES_PW from .env ({error}). A database "
+    "volume keeps the password it was created with: put that password back in .env, "
+    "or change it in the database first (README: Rotating secrets)."
+)
+
+
 async def wait_for_database(engine: AsyncEngine, *, timeout_seconds: float) -> None:
+    """Until the database answers; a refused login ends the wait at once."""
     deadline = time.monotonic() + timeout_seconds
-    while not await database_answers(engine):
+    while (problem := await database_problem(engine)) is not None:
+        if LOGIN_REFUSED in problem or NO_SUCH_DATABASE.search(problem):
+            raise SystemExit(LOGIN_REFUSED_ADVICE.format(error=problem))
         if time.monotonic() > deadline:
-            raise SystemExit(f"database did not answer within {timeout_seconds:.0f} s")
-        logger.info("waiting for the database…")
+            raise SystemExit(f"database did not answer within {timeout_seconds:.0f} s: {problem}")
+        logger.info("waiting for the database… (%s)", problem)
         await asyncio.sleep(1)
 
 
@@ -41,8 +56,8 @@ async def prepare(settings: Settings, *, wait_seconds: float = 60) -> None:
     try:
         await wait_for_database(engine, timeout_seconds=wait_seconds)
         await asyncio.to_thread(migrate, settings)
-        async with create_session_factory(engine)() as session:
-            if await ensure_superuser(session=session, settings=settings):
+        async with create_session_factory(engine)() as db:
+            if await ensure_superuser(db=db, settings=settings):
                 logger.info("created the first superuser %s", settings.FIRST_SUPERUSER_EMAIL)
     finally:
         await engine.dispose()

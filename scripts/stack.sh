@@ -6,6 +6,7 @@
 #   scripts/stack.sh backup          pg_dump -Fc to $BACKUP_DIR/<UTC time>.dump (default backups/)
 #   scripts/stack.sh restore FILE    pg_restore FILE over the stack's database
 #   scripts/stack.sh local-certs     (re)make the local CA and DOMAIN's certificate
+#   scripts/stack.sh trust-ca [FILE] trust the local CA (or FILE) in Chromium's NSS database
 # ENV_FILE (default .env) is the settings file; compose reads the same one.
 # `up` waits (WAIT_TIMEOUT, 180 s) for healthy containers, then for a healthy
 # answer over verified HTTPS; HEALTH_CHECK_CA_FILE, HEALTH_CHECK_INSECURE=true
@@ -14,6 +15,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export ENV_FILE="${ENV_FILE:-.env}"
+# Compose builds through Bake when buildx is installed, and warns on every build
+# when it is not: the classic builder is what this project needs and tests.
+export COMPOSE_BAKE="${COMPOSE_BAKE:-false}"
 COMPOSE=(docker compose --env-file "$ENV_FILE")
 WAIT_TIMEOUT="${WAIT_TIMEOUT:-180}"
 
@@ -96,14 +100,35 @@ local_certs() {
     chmod 600 "$dir"/*.key
 }
 
+CA_NICKNAME="fastapi-stack-local-ca"
+
+# Chrome and Chromium on Linux trust what $HOME/.pki/nssdb holds. That database
+# exists only once Chromium has run: create it (empty password) when missing.
+cmd_trust_ca() {
+    local ca="${1:-}" nssdb="$HOME/.pki/nssdb"
+    if [[ -z "$ca" ]]; then
+        load_env
+        ca="$LOCAL_CERTS_DIR/ca.crt"
+    fi
+    [[ -f "$ca" ]] || die "$ca does not exist: make up creates it"
+    command -v certutil >/dev/null || die "certutil is missing: sudo apt-get install libnss3-tools"
+    mkdir -p "$nssdb"
+    if ! certutil -d "sql:$nssdb" -L >/dev/null 2>&1; then
+        certutil -d "sql:$nssdb" -N --empty-password
+    fi
+    certutil -d "sql:$nssdb" -A -t "C,," -n "$CA_NICKNAME" -i "$ca"
+    log "Chromium trusts $ca (as $CA_NICKNAME in $nssdb): restart it"
+}
+
 print_trust_hint() {
     local ca="$LOCAL_CERTS_DIR/ca.crt"
     cat <<EOF
 [stack] The certificate is signed by this project's local CA: $ca
 [stack] Trust it once (then restart the browser):
 [stack]   curl:            curl --cacert $ca https://$DOMAIN/api/health
-[stack]   Debian/Ubuntu:   sudo cp $ca /usr/local/share/ca-certificates/fastapi-stack-local-ca.crt && sudo update-ca-certificates
-[stack]   Chrome/Firefox on Linux: certutil -d sql:\$HOME/.pki/nssdb -A -t "C,," -n fastapi-stack-local-ca -i $ca
+[stack]   Debian/Ubuntu:   sudo cp $ca /usr/local/share/ca-certificates/$CA_NICKNAME.crt && sudo update-ca-certificates
+[stack]   Chrome/Chromium on Linux: make trust-ca
+[stack]   Firefox:         Settings, Certificates, Import $ca (trust it for websites)
 [stack]   macOS:           sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain $ca
 [stack]   Windows:         certutil -addstore -f ROOT ca.crt
 EOF
@@ -181,7 +206,9 @@ cmd_backup() {
     load_env
     stack_running db || die "the db service is not running (make up)"
     local dir="${BACKUP_DIR:-backups}" file
-    mkdir -p "$dir"
+    # A dump holds password hashes: readable by its owner only, like .env.
+    mkdir -p -m 700 "$dir"
+    umask 077
     file="$dir/$(date -u +%Y%m%dT%H%M%SZ).dump"
     # Custom format: compressed, and pg_restore can pick or reorder objects.
     # PGPASSWORD goes through the environment, never the command line.
@@ -214,7 +241,8 @@ main() {
         backup) cmd_backup ;;
         restore) cmd_restore "$@" ;;
         local-certs) load_env; local_certs; print_trust_hint ;;
-        *) die "usage: $0 up|migrate|superuser|backup|restore FILE|local-certs" ;;
+        trust-ca) cmd_trust_ca "$@" ;;
+        *) die "usage: $0 up|migrate|superuser|backup|restore FILE|local-certs|trust-ca [FILE]" ;;
     esac
 }
 

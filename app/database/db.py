@@ -3,7 +3,6 @@ Reads go through app/database/reads.py."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import event, text
@@ -83,17 +82,19 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-async def open_session(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
-    async with factory() as session:
-        yield session
-
-
-async def database_answers(engine: AsyncEngine) -> bool:
-    """True when a `SELECT 1` comes back within the readiness timeout."""
+async def database_problem(engine: AsyncEngine) -> str | None:
+    """None when a `SELECT 1` comes back within the readiness timeout, else why not."""
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-    except Exception:  # any failure (refused, auth, timeout) means not ready
-        return False
-    return True
+    except TimeoutError:
+        return f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"
+    except Exception as exc:  # any failure (refused, auth, timeout) means not ready
+        cause = getattr(exc, "orig", None) or exc  # the driver's words, not SQLAlchemy's
+        return " ".join(str(cause).split())
+    return None
+
+
+async def database_answers(engine: AsyncEngine) -> bool:
+    return await database_problem(engine) is None

@@ -142,3 +142,14 @@ def test_every_setting_is_listed_in_the_example_env_file() -> None:
         if "=" in line and not line.startswith("#")
     }
     assert set(Settings.model_fields) <= listed
+
+
+@pytest.mark.parametrize("level", ["warning", "Warning", "WARNING"])
+def test_log_level_is_read_in_any_case(level: str) -> None:
+    """gunicorn.conf.py reads the same variable in lower case."""
+    assert settings(LOG_LEVEL=level).LOG_LEVEL == "WARNING"
+
+
+def test_an_unknown_log_level_is_refused() -> None:
+    with pytest.raises(ValidationError, match="LOG_LEVEL"):
+        settings(LOG_LEVEL="verbose")

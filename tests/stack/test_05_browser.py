@@ -34,24 +34,13 @@ CHROMIUM_ARGS = [
 
 
 def browser_home(stack: Stack, tmp_path: Path) -> Path:
-    """A fresh $HOME whose NSS database trusts the ACME root, as a user would add it."""
-    certutil = require_tool("certutil")
-    nssdb = tmp_path / ".pki" / "nssdb"
-    nssdb.mkdir(parents=True)
-    run([certutil, "-d", f"sql:{nssdb}", "-N", "--empty-password"])
+    """A fresh $HOME, where Chromium never ran (no NSS database yet), made to trust
+    the ACME root the way the README tells a user: `make trust-ca`."""
+    require_tool("certutil")
+    assert stack.root_ca is not None
     run(
-        [
-            certutil,
-            "-d",
-            f"sql:{nssdb}",
-            "-A",
-            "-t",
-            "C,,",
-            "-n",
-            "acme-root",
-            "-i",
-            str(stack.root_ca),
-        ]
+        ["scripts/stack.sh", "trust-ca", str(stack.root_ca)],
+        env={**stack.env, "HOME": str(tmp_path)},
     )
     return tmp_path
 

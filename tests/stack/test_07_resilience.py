@@ -1,6 +1,8 @@
 """Data and service survive restarts; backups restore."""
 
+import os
 import re
+import stat
 import time
 import uuid
 from typing import Any
@@ -54,6 +56,8 @@ def test_backup_then_restore_brings_deleted_data_back(
     output = run(["scripts/stack.sh", "backup"], env=env).stdout
     dump = re.search(r"wrote (\S+\.dump)", output)
     assert dump, output
+    # It holds password hashes: its owner's alone, like .env.
+    assert stat.S_IMODE(os.stat(dump.group(1)).st_mode) == 0o600
     with stack.client() as client:
         assert client.delete(f"/api/items/{item_id}", headers=auth(user)).status_code == 204
     assert name not in (item_names(stack, user) or set())

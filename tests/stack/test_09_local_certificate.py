@@ -20,7 +20,12 @@ def test_make_up_serves_a_local_domain_with_the_local_ca(stack: Stack, tmp_path:
     stack.env_file.write_text(env_file_text(settings))
     # What `make up` runs; it checks HTTPS with the local CA before it returns.
     env = {k: v for k, v in stack.env.items() if k != "HEALTH_CHECK_CA_FILE"}
-    run(["scripts/stack.sh", "up"], env=env)
+    up = run(["scripts/stack.sh", "up"], env=env)
+    # Nothing a newcomer would stop to wonder about: no builder warning, and no
+    # error from gunicorn's control socket on the read-only root.
+    assert "Bake" not in up.stdout + up.stderr, up.stderr
+    app_log = stack.compose("logs", "app").stdout
+    assert "Control server error" not in app_log, app_log[-2000:]
 
     context = ssl.create_default_context(cafile=str(Path(settings["LOCAL_CERTS_DIR"]) / "ca.crt"))
     with httpx.Client(verify=context, timeout=10) as client:
