@@ -5,6 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUNTIME_VENV := .local/runtime-venv
 COMPOSE ?= docker compose
 
 .PHONY: help
@@ -46,12 +47,19 @@ fmt: install ## Format and auto-fix with ruff
 
 # --- Benchmark (bench/; not a test: targets are reported, never fail the build) ----
 .PHONY: bench
-bench: install bench-tools ## App vs a raw ASGI baseline under wrk: table, results.json, chart (~8 min)
+bench: install bench-tools $(RUNTIME_VENV)/bin/gunicorn ## App vs a raw ASGI baseline under wrk: table, results.json, chart (~8 min)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 .PHONY: bench-smoke
-bench-smoke: install bench-tools ## The benchmark's harness end to end in seconds (one short run each)
+bench-smoke: install bench-tools $(RUNTIME_VENV)/bin/gunicorn ## The benchmark's harness end to end in seconds (one short run each)
 	$(BIN)/python -m bench --smoke
+
+# The benchmark's servers run from requirements.txt alone, as in the image.
+$(RUNTIME_VENV)/bin/gunicorn: requirements.txt
+	$(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install --quiet --upgrade pip
+	$(RUNTIME_VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
 
 .PHONY: bench-stack
 bench-stack: install bench-tools ## S6: S1 through Traefik over HTTPS vs direct, in the compose stack (root)

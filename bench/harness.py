@@ -56,6 +56,10 @@ from bench.report import (
 from devtools.embedded_postgres import EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# The servers run from a virtualenv holding requirements.txt alone, as the image
+# does (`make bench` creates it): the dev venv's test tools change what the
+# libraries import (pyjwt loads `cryptography` when it is there, ~10 MB a worker).
+RUNTIME_BIN = ROOT / ".local" / "runtime-venv" / "bin"
 # The user's own example password: it must survive every layer here too.
 DATABASE_PASSWORD = "`b{5:P3kUv5LdJF."  # noqa: S105 (a throwaway database's)
 USER_UNDER_TEST = "bench@example.com"
@@ -149,9 +153,12 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = log_file
+        gunicorn = RUNTIME_BIN / "gunicorn"
+        if not gunicorn.exists():
+            raise HarnessError(f"{gunicorn} is missing: `make bench` creates the runtime venv")
         with log_file.open("w") as output:
             self.process = subprocess.Popen(  # noqa: S603 (our own arguments, no shell)
-                [str(Path(sys.executable).parent / "gunicorn"), module],
+                [str(gunicorn), module],
                 cwd=workdir,
                 env={
                     **env,

@@ -207,7 +207,10 @@ cmd_backup() {
     stack_running db || die "the db service is not running (make up)"
     local dir="${BACKUP_DIR:-backups}" file
     # A dump holds password hashes: readable by its owner only, like .env.
-    mkdir -p -m 700 "$dir"
+    if [[ ! -d "$dir" ]]; then
+        mkdir -p "$dir"
+        chmod 700 "$dir"
+    fi
     umask 077
     file="$dir/$(date -u +%Y%m%dT%H%M%SZ).dump"
     # Custom format: compressed, and pg_restore can pick or reorder objects.

@@ -86,7 +86,12 @@ def test_workflows_pass_actionlint() -> None:
 
 def test_scripts_pass_shellcheck() -> None:
     shellcheck = require_tool("shellcheck")
-    scripts = ["scripts/stack.sh", "scripts/deploy.sh", "scripts/test-stack.sh"]
+    scripts = sorted(
+        str(path.relative_to(REPO))
+        for folder in ("scripts", "tests/stack/offline", "tests/stack/standins")
+        for path in (REPO / folder).rglob("*.sh")
+    )
+    assert "scripts/stack.sh" in scripts
     result = run([shellcheck, "--severity=style", *scripts], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
