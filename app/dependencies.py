@@ -16,7 +16,7 @@ from app.auth import service as auth_service
 from app.config import Settings
 from app.database.reads import ReadPool
 from app.exceptions import NotAuthenticated, PermissionDenied
-from app.models.models import AuthenticatedUser
+from app.models import AuthenticatedUser
 
 TOKEN_URL = "/api/token/"
 

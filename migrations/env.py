@@ -4,7 +4,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool, text
 from sqlmodel import SQLModel
 
-import app.models.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import app.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.config import get_settings
 
 # Several containers may start together (`--scale app=3`): a session-level

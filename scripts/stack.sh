@@ -182,6 +182,13 @@ cmd_up() {
     if ! "${COMPOSE[@]}" up --detach --build --wait --wait-timeout "$WAIT_TIMEOUT" --remove-orphans; then
         "${COMPOSE[@]}" ps --all >&2 || true
         "${COMPOSE[@]}" logs --tail=40 >&2 || true
+        # The one-shot migrate service says why it stopped in its last line (a
+        # refused database login, say): repeat it where it cannot be missed.
+        local migrate_exit
+        migrate_exit="$("${COMPOSE[@]}" ps --all --format '{{.Service}} {{.ExitCode}}' migrate 2>/dev/null | awk '{print $2}')"
+        if [[ -n "$migrate_exit" && "$migrate_exit" != 0 ]]; then
+            die "migrations did not run: $("${COMPOSE[@]}" logs --no-log-prefix --tail=1 migrate 2>/dev/null)"
+        fi
         die "the stack did not become healthy (see above; make logs for more)"
     fi
     wait_for_https

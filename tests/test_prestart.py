@@ -56,7 +56,7 @@ async def test_the_models_and_the_migrations_agree(settings: Settings) -> None:
     from alembic.migration import MigrationContext
     from sqlmodel import SQLModel
 
-    import app.models.models  # noqa: F401
+    import app.models  # noqa: F401
     from app.database.db import create_engine
 
     engine = create_engine(settings)

@@ -1,7 +1,7 @@
 """Routes of the token flow: `/api/auth/…` and `/api/token/…`."""
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -67,12 +67,17 @@ def _remember_device(response: Response, login: auth_service.Login, settings: Se
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-async def _json_body(request: Request) -> Any:
+async def _validated_json(request: Request) -> PasswordLogin:
+    """Parsed by the standard library, as FastAPI parses every other JSON body (a
+    lone surrogate escape is then refused by the field that holds it, as
+    everywhere); what it cannot parse, pydantic's parser reports (`json_invalid`,
+    with the position)."""
+    raw = await request.body()
     try:
-        return json.loads(await request.body())
+        body = json.loads(raw)
     except (ValueError, RecursionError):
-        error = {"type": "json_invalid", "loc": ("body",), "msg": "Body is not valid JSON"}
-        raise RequestValidationError([{**error, "input": None}]) from None
+        return PasswordLogin.model_validate_json(raw)
+    return PasswordLogin.model_validate(body)
 
 
 async def read_login(request: Request) -> PasswordLogin:
@@ -82,9 +87,7 @@ async def read_login(request: Request) -> PasswordLogin:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         if content_type == "application/json":
-            # Parsed as FastAPI parses every other JSON body (a lone surrogate escape
-            # is then refused by the field that holds it, as everywhere).
-            return PasswordLogin.model_validate(await _json_body(request))
+            return await _validated_json(request)
         if content_type in FORM_TYPES:
             form = await request.form()
             return PasswordForm.model_validate(dict(form)).as_login()

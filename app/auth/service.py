@@ -16,7 +16,7 @@ from app.auth.sessions import end_all_sessions, issue_pair, open_auth_session, r
 from app.config import Settings
 from app.database.reads import ReadPool, driver_sql
 from app.exceptions import InvalidCredentials, NotAuthenticated
-from app.models.models import AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
+from app.models import AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
 from app.schema.auth import TokenPair
 from app.services import users as users_service
 

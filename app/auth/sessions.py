@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import tokens
 from app.config import Settings
-from app.models.models import AuthSession, RefreshToken, User, utcnow
+from app.models import AuthSession, RefreshToken, User, utcnow
 from app.schema.auth import TokenPair
 
 

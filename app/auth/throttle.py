@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.auth.tokens import DeviceClaims
 from app.config import Settings
 from app.exceptions import TooManyAttempts
-from app.models.models import LoginFailure, utcnow
+from app.models import LoginFailure, utcnow
 
 
 @dataclass(frozen=True, slots=True)

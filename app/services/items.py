@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.database.reads import ReadPool, driver_sql
 from app.exceptions import NotAuthenticated, NotFound
-from app.models.models import AuthenticatedUser, Item, utcnow
+from app.models import AuthenticatedUser, Item, utcnow
 from app.schema.common import Page
 from app.schema.items import ItemCreate, ItemListParams, ItemOut, ItemPatch
 from app.services.paging import AnySelect, ListSQL, SortOrder, list_sql, paginate

@@ -18,7 +18,7 @@ from app.auth.sessions import end_all_sessions
 from app.config import Settings
 from app.database.reads import ReadPool
 from app.exceptions import Conflict, EmailTaken, NotAuthenticated, NotFound, WrongPassword
-from app.models.models import AuthenticatedUser, User, utcnow
+from app.models import AuthenticatedUser, User, utcnow
 from app.schema.common import Page
 from app.schema.users import UserListParams, UserOut
 from app.services.paging import ListSQL, SortOrder, list_sql, paginate

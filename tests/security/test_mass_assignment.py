@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import SQLModel
 
-import app.models.models  # noqa: F401  (registers the tables in SQLModel.metadata)
+import app.models  # noqa: F401  (registers the tables in SQLModel.metadata)
 from tests.conftest import PASSWORD, bearer
 from tests.security.surface import (
     Operation,
