@@ -162,3 +162,21 @@ def test_configuration_is_read_only_in_config() -> None:
         if path.name != "config.py":
             assert "os.environ[" not in path.read_text(), path
             assert "getenv" not in path.read_text(), path
+
+
+def test_each_route_makes_at_most_one_service_call() -> None:
+    """One owner per request: the service function the route calls (it commits,
+    or reads without a transaction); the route parses and answers."""
+    for path in [*APP.joinpath("routes").glob("*.py"), APP / "auth" / "routes.py"]:
+        for node in ast.parse(path.read_text()).body:
+            if not (isinstance(node, ast.AsyncFunctionDef) and node.decorator_list):
+                continue
+            calls = [
+                ast.unparse(call.func)
+                for call in ast.walk(node)
+                if isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and isinstance(call.func.value, ast.Name)
+                and call.func.value.id.endswith("_service")
+            ]
+            assert len(calls) <= 1, f"{path.name}:{node.name} calls {calls}"
