@@ -178,11 +178,16 @@ class Stack:
             timeout=300,
         )
 
-    def app_address(self) -> str:
-        """The app container's address on the proxy network, where Traefik reaches it."""
-        containers = self.compose("ps", "--quiet", "app").stdout.split()
+    def address(self, service: str) -> str:
+        """A container's address on the proxy network: the app's is where Traefik
+        reaches it; Traefik's is where a client's packets arrive once the host has
+        forwarded them. Both paths are measured from there, so neither pays for how
+        this machine reaches a published port from its own loopback (Docker's
+        userland proxy copies every byte; a server's clients come in through the
+        kernel's NAT instead)."""
+        containers = self.compose("ps", "--quiet", service).stdout.split()
         if len(containers) != 1:
-            raise StackError(f"expected one app container, found {containers}")
+            raise StackError(f"expected one {service} container, found {containers}")
         inspected: list[dict[str, Any]] = json.loads(
             run(["docker", "inspect", containers[0]]).stdout
         )
@@ -241,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         prepare_machine()
         stack.deploy()
-        direct = f"http://{stack.app_address()}:8000"
-        through_traefik = f"https://127.0.0.1:{stack.https_port}"
+        direct = f"http://{stack.address('app')}:8000"
+        through_traefik = f"https://{stack.address('traefik')}:443"
         user_id, access_token = register(direct)
         log(f"seeding {data.USERS:,} users and {data.ITEMS:,} items in the stack's database")
         seed(stack, user_id)
