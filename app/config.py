@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     # client address, is refused without revoking its session (a double submit,
     # not a theft). 0 turns the grace off.
     REFRESH_REUSE_GRACE: Duration = timedelta(seconds=2)
+    # The cleanup sweep (app/services/maintenance.py), run inside the app by one
+    # worker at a time: how often (0 turns it off), and how long ended sessions
+    # and expired refresh tokens are kept (a record of who used an account, when).
+    SWEEP_INTERVAL: Duration = timedelta(hours=1)
+    SESSION_RETENTION: Duration = timedelta(days=7)
 
     FIRST_SUPERUSER_EMAIL: EmailStr | None = None
     FIRST_SUPERUSER_PASSWORD: SecretStr | None = None

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import service as auth_service
+from app.auth.sessions import Client
 from app.config import Settings
 from app.database.reads import ReadPool
 from app.exceptions import NotAuthenticated, PermissionDenied
@@ -58,7 +59,18 @@ EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 
 
 def client_address(request: Request) -> str:
+    """The peer's address. Behind Traefik, uvicorn has already put the client's
+    address here from X-Forwarded-For, which it believes only from the proxy's
+    addresses (FORWARDED_ALLOW_IPS, gunicorn.conf.py); from anyone else the header
+    is ignored."""
     return request.client.host if request.client else "unknown"
+
+
+def client_of(request: Request) -> Client:
+    """The client as a session records it: its address and its User-Agent."""
+    return Client.seen(
+        address=client_address(request), user_agent=request.headers.get("user-agent")
+    )
 
 
 async def get_current_user(

@@ -23,6 +23,7 @@ from app.exceptions import (
 )
 from app.middleware import LimitRequestBody
 from app.routes import health, items, users
+from app.services.maintenance import periodic_sweeps
 
 DESCRIPTION = """
 Users own **items**; every request after login carries a bearer token.
@@ -72,7 +73,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.session_factory = create_session_factory(engine)
     await reader.open()
     try:
-        yield
+        async with periodic_sweeps(
+            session_factory=app.state.session_factory, settings=app.state.settings
+        ) as sweeper:
+            app.state.sweeper = sweeper
+            yield
     finally:
         await reader.close()
         await engine.dispose()

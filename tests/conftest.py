@@ -57,6 +57,9 @@ def make_settings(postgres: EmbeddedPostgres, **overrides: Any) -> Settings:
         "FIRST_SUPERUSER_EMAIL": None,
         "FIRST_SUPERUSER_PASSWORD": None,
         "BACKEND_CORS_ORIGINS": [],
+        # No background sweep deleting rows under a test (tests/services/
+        # test_maintenance.py starts its own).
+        "SWEEP_INTERVAL": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

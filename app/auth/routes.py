@@ -1,18 +1,20 @@
 """Routes of the token flow: `/api/auth/…` and `/api/token/…`."""
 
 import json
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Cookie, Depends, Request, Response, status
+from fastapi import APIRouter, Cookie, Depends, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.auth import service as auth_service
-from app.dependencies import CurrentUser, DbSession, ReaderDep, SettingsDep, client_address
+from app.dependencies import CurrentUser, DbSession, ReaderDep, SettingsDep, client_of
 from app.exceptions import (
     EmailTaken,
     InvalidCredentials,
     NotAuthenticated,
+    NotFound,
     TooManyAttempts,
     error_responses,
 )
@@ -21,6 +23,7 @@ from app.schema.auth import (
     PasswordLogin,
     RefreshRequest,
     RegisterOut,
+    SessionOut,
     TokenPair,
     Verified,
     VerifyRequest,
@@ -116,7 +119,7 @@ async def read_login(request: Request) -> PasswordLogin:
     responses=error_responses(EmailTaken),
 )
 async def register(
-    data: UserRegister, response: Response, db: DbSession, settings: SettingsDep
+    request: Request, data: UserRegister, response: Response, db: DbSession, settings: SettingsDep
 ) -> RegisterOut:
     """Create an account and log it in at once: the answer carries the new **user**
     and an **access/refresh token pair**, as `/api/token/` would."""
@@ -126,6 +129,7 @@ async def register(
         email=data.email,
         password=data.password,
         full_name=data.full_name,
+        client=client_of(request),
     )
     _remember_device(response, login, settings)
     return RegisterOut(user=UserOut.model_validate(login.user), **login.pair.model_dump())
@@ -167,7 +171,7 @@ async def issue_tokens(
         settings=settings,
         email=credentials.email,
         password=credentials.password,
-        client=client_address(request),
+        client=client_of(request),
         device_token=device,
     )
     _remember_device(response, login, settings)
@@ -191,7 +195,7 @@ async def refresh_tokens(
         db=db,
         settings=settings,
         refresh_token=data.refresh_token,
-        client=client_address(request),
+        client=client_of(request),
     )
 
 
@@ -228,3 +232,32 @@ async def logout(data: RefreshRequest, db: DbSession, settings: SettingsDep) -> 
 async def logout_all(user: CurrentUser, db: DbSession) -> None:
     """Revokes **every** session of the caller; their access tokens stop working now."""
     await auth_service.logout_everywhere(db=db, user_id=user.id)
+
+
+@auth_router.get(
+    "/sessions",
+    response_model=list[SessionOut],
+    summary="List my sessions",
+    responses=error_responses(NotAuthenticated),
+)
+async def list_sessions(user: CurrentUser, reader: ReaderDep) -> list[SessionOut]:
+    """The caller's **live** sessions (not ended, not expired), newest first: where
+    and with what each logged in and last refreshed. `current` marks the session
+    of the token that sent this request."""
+    return await auth_service.list_sessions(reader=reader, user=user)
+
+
+SessionId = Annotated[uuid.UUID, Path(description="A session's `id`, from the list.")]
+
+
+@auth_router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End one of my sessions",
+    responses=error_responses(NotAuthenticated, NotFound),
+)
+async def end_session(session_id: SessionId, user: CurrentUser, db: DbSession) -> None:
+    """Ends the session **at once**: its refresh token and its access tokens stop
+    working. The current session may be ended too (a logout). An id that is not
+    one of the caller's live sessions is a `404`."""
+    await auth_service.end_session(db=db, user_id=user.id, session_id=session_id)

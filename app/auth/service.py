@@ -1,9 +1,11 @@
-"""The token flow: log in, rotate refresh tokens, revoke sessions, read access tokens.
+"""The token flow: log in, rotate refresh tokens, list and revoke sessions, read
+access tokens.
 
 Every login opens an `AuthSession`; its refresh tokens form one rotation family.
 Access tokens name their session (`sid`), so revoking it ends them at once.
 """
 
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, update
@@ -11,13 +13,19 @@ from sqlalchemy import select as select_columns  # any number of columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import passwords, throttle, tokens
-from app.auth.sessions import end_all_sessions, issue_pair, open_auth_session, revoke_sessions
+from app.auth import passwords, sessions, throttle, tokens
+from app.auth.sessions import (
+    Client,
+    end_all_sessions,
+    issue_pair,
+    open_auth_session,
+    revoke_sessions,
+)
 from app.config import Settings
 from app.database.reads import ReadPool, driver_sql
-from app.exceptions import InvalidCredentials, NotAuthenticated
+from app.exceptions import InvalidCredentials, NotAuthenticated, NotFound
 from app.models import AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
-from app.schema.auth import TokenPair
+from app.schema.auth import SessionOut, TokenPair
 from app.services import users as users_service
 
 
@@ -53,13 +61,14 @@ async def register(
     email: str,
     password: str,
     full_name: str | None,
+    client: Client,
 ) -> Login:
     """Create the account and its first session in one transaction."""
     user = await users_service.create_user(
         db=db, settings=settings, email=email, password=password, full_name=full_name
     )
     assert user.id is not None
-    pair = await open_auth_session(db=db, settings=settings, user_id=user.id)
+    pair = await open_auth_session(db=db, settings=settings, user_id=user.id, client=client)
     await db.commit()
     return Login(
         pair=pair, user=user, device_token=_device_token_for(user.id, None, settings=settings)
@@ -67,7 +76,7 @@ async def register(
 
 
 async def _open_session_if_unchanged(
-    *, db: AsyncSession, settings: Settings, user_id: int, epoch: int
+    *, db: AsyncSession, settings: Settings, user_id: int, epoch: int, client: Client
 ) -> TokenPair:
     """Open a session only if the account is as it was when its password was read:
     still there, active, and no session-ending change (password, logout-all,
@@ -85,7 +94,7 @@ async def _open_session_if_unchanged(
     is_active, current_epoch = current
     if not is_active or current_epoch != epoch:
         raise InvalidCredentials()
-    return await open_auth_session(db=db, settings=settings, user_id=user_id)
+    return await open_auth_session(db=db, settings=settings, user_id=user_id, client=client)
 
 
 async def login(
@@ -94,7 +103,7 @@ async def login(
     settings: Settings,
     email: str,
     password: str,
-    client: str,
+    client: Client,
     device_token: str | None = None,
 ) -> Login:
     """Identify by email, authenticate by password. Unknown email and wrong password
@@ -111,7 +120,7 @@ async def login(
         limits=throttle.login_limits(
             settings=settings,
             email=email,
-            client=client,
+            client=client.address,
             user_id=user.id if user else None,
             device=device,
         ),
@@ -126,7 +135,7 @@ async def login(
     if not user.is_active:
         raise InvalidCredentials()
     pair = await _open_session_if_unchanged(
-        db=db, settings=settings, user_id=user.id, epoch=user.session_epoch
+        db=db, settings=settings, user_id=user.id, epoch=user.session_epoch, client=client
     )
     await throttle.forgive(db=db, attempt=attempt)
     await db.commit()
@@ -142,36 +151,58 @@ def _read(token: str, *, settings: Settings, expected: tokens.TokenType) -> toke
         raise NotAuthenticated() from exc
 
 
+# The tables, not the ORM classes, for `refresh`'s statement: the ORM cannot read
+# the RETURNING of an UPDATE that has an UPDATE in its WITH clause.
+_SESSIONS = AuthSession.metadata.tables["auth_sessions"]
+_REFRESH_TOKENS = RefreshToken.metadata.tables["refresh_tokens"]
+
+
 async def refresh(
-    *, db: AsyncSession, settings: Settings, refresh_token: str, client: str
+    *, db: AsyncSession, settings: Settings, refresh_token: str, client: Client
 ) -> TokenPair:
     """Spend a refresh token for a new pair. Single use, atomic: the conditional
     UPDATE lets exactly one of any number of concurrent callers win. Presenting a
     spent token revokes its whole family (RFC 9700 §4.14.2), unless it comes back
     from the address that spent it within REFRESH_REUSE_GRACE: a client's double
-    submit is refused without ending the session the first request renewed."""
+    submit is refused without ending the session the first request renewed.
+
+    The same statement renews the live session: last used now, by this client,
+    and alive until the new refresh token expires (rolled back if none is spent)."""
     claims = _read(refresh_token, settings=settings, expected=tokens.TokenType.REFRESH)
     now = utcnow()
-    live_session = select(col(AuthSession.id)).where(
-        col(AuthSession.id) == claims.session_id,
-        col(AuthSession.user_id) == claims.user_id,
-        col(AuthSession.revoked_at).is_(None),
+    renewed_session = (
+        update(_SESSIONS)
+        .where(
+            _SESSIONS.c.id == claims.session_id,
+            _SESSIONS.c.user_id == claims.user_id,
+            _SESSIONS.c.revoked_at.is_(None),
+        )
+        .values(
+            last_used_at=now,
+            expires_at=now + settings.REFRESH_TOKEN_TTL,
+            last_user_agent=client.user_agent,
+            last_client_address=client.address,
+        )
+        .returning(_SESSIONS.c.id)
+        .cte("renewed_session")
     )
     spent = await db.exec(
-        update(RefreshToken)
+        update(_REFRESH_TOKENS)
         .where(
-            col(RefreshToken.jti) == claims.jti,
-            col(RefreshToken.session_id) == claims.session_id,
-            col(RefreshToken.used_at).is_(None),
-            col(RefreshToken.expires_at) > now,
-            col(RefreshToken.session_id).in_(live_session.scalar_subquery()),
+            _REFRESH_TOKENS.c.jti == claims.jti,
+            _REFRESH_TOKENS.c.session_id == claims.session_id,
+            _REFRESH_TOKENS.c.used_at.is_(None),
+            _REFRESH_TOKENS.c.expires_at > now,
+            _REFRESH_TOKENS.c.session_id.in_(select_columns(renewed_session.c.id)),
         )
-        .values(used_at=now, used_by=client)
-        .returning(col(RefreshToken.session_id))
+        .values(used_at=now, used_by=client.address)
+        .returning(_REFRESH_TOKENS.c.session_id)
     )
     if spent.scalar_one_or_none() is None:
         await db.rollback()
-        await _revoke_family_if_reused(db=db, settings=settings, claims=claims, client=client)
+        await _revoke_family_if_reused(
+            db=db, settings=settings, claims=claims, client=client.address
+        )
         raise NotAuthenticated()
     user = await db.get(User, claims.user_id)
     if user is None or not user.is_active:
@@ -182,6 +213,7 @@ async def refresh(
         settings=settings,
         user_id=claims.user_id,
         auth_session_id=claims.session_id,
+        now=now,
     )
     await db.commit()
     return pair
@@ -222,6 +254,21 @@ async def logout_everywhere(*, db: AsyncSession, user_id: int) -> None:
     await db.commit()
 
 
+async def list_sessions(*, reader: ReadPool, user: AuthenticatedUser) -> list[SessionOut]:
+    """The caller's live sessions, newest first, the one of this request marked."""
+    return await sessions.live_sessions(
+        reader=reader, user_id=user.id, current_session_id=user.session_id
+    )
+
+
+async def end_session(*, db: AsyncSession, user_id: int, session_id: uuid.UUID) -> None:
+    """End one of the user's live sessions (the current one too: a logout). Any
+    other id, another user's included, is not found."""
+    if not await sessions.end_session(db=db, user_id=user_id, session_id=session_id):
+        raise NotFound("Session not found")
+    await db.commit()
+
+
 # The caller's row, if the user is active and the token's session live: the one
 # statement of every authenticated request, compiled once to the driver's SQL.
 _AUTHENTICATED_USER = (
@@ -259,4 +306,4 @@ async def user_from_access_token(
     )
     if row is None:
         raise NotAuthenticated()
-    return AuthenticatedUser(**row)
+    return AuthenticatedUser(**row, session_id=claims.session_id)

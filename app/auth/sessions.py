@@ -1,28 +1,61 @@
 """Sessions: one per login, each the family of refresh tokens rotated from it.
 
 Access tokens carry their session's id (`sid`), so revoking a session ends its
-access tokens at once, not at their expiry.
+access tokens at once, not at their expiry. A session records the client seen at
+login and at its last refresh, for its owner's list of sessions.
 """
 
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Self
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy import select as select_columns  # any number of columns
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import tokens
 from app.config import Settings
-from app.models import AuthSession, RefreshToken, User, utcnow
-from app.schema.auth import TokenPair
+from app.database.reads import ReadPool, driver_sql
+from app.models import (
+    MAX_CLIENT_ADDRESS_LENGTH,
+    MAX_USER_AGENT_LENGTH,
+    AuthSession,
+    RefreshToken,
+    User,
+    utcnow,
+)
+from app.schema.auth import SessionOut, TokenPair
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """The other end of a login or a refresh, as its session records it."""
+
+    address: str
+    user_agent: str | None
+
+    @classmethod
+    def seen(cls, *, address: str, user_agent: str | None) -> Self:
+        """Bounded and storable whatever the client sent: the User-Agent (its own
+        choice) cut to the column's length, without NUL (Postgres text cannot hold
+        it); an empty one is none."""
+        agent = (user_agent or "").replace("\x00", "")[:MAX_USER_AGENT_LENGTH]
+        return cls(address=address[:MAX_CLIENT_ADDRESS_LENGTH], user_agent=agent or None)
 
 
 def issue_pair(
-    *, db: AsyncSession, settings: Settings, user_id: int, auth_session_id: uuid.UUID
+    *,
+    db: AsyncSession,
+    settings: Settings,
+    user_id: int,
+    auth_session_id: uuid.UUID,
+    now: datetime,
 ) -> TokenPair:
-    """Add a refresh token row to the session's family; the caller commits."""
-    now = utcnow()
+    """Add a refresh token row to the session's family; the caller commits. It
+    expires at `now` + REFRESH_TOKEN_TTL, as the session then does."""
     refresh_jti = uuid.uuid4()
     db.add(
         RefreshToken(
@@ -51,12 +84,26 @@ def issue_pair(
     )
 
 
-async def open_auth_session(*, db: AsyncSession, settings: Settings, user_id: int) -> TokenPair:
+async def open_auth_session(
+    *, db: AsyncSession, settings: Settings, user_id: int, client: Client
+) -> TokenPair:
     """Start a new session (a new refresh family) for the user; the caller commits."""
-    auth_session = AuthSession(user_id=user_id, expires_at=utcnow() + settings.REFRESH_TOKEN_TTL)
+    now = utcnow()
+    auth_session = AuthSession(
+        user_id=user_id,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + settings.REFRESH_TOKEN_TTL,
+        user_agent=client.user_agent,
+        client_address=client.address,
+        last_user_agent=client.user_agent,
+        last_client_address=client.address,
+    )
     db.add(auth_session)
     await db.flush()
-    return issue_pair(db=db, settings=settings, user_id=user_id, auth_session_id=auth_session.id)
+    return issue_pair(
+        db=db, settings=settings, user_id=user_id, auth_session_id=auth_session.id, now=now
+    )
 
 
 async def revoke_sessions(*, db: AsyncSession, where: ColumnElement[bool]) -> None:
@@ -78,3 +125,54 @@ async def end_all_sessions(*, db: AsyncSession, user_id: int) -> None:
         update(User).where(col(User.id) == user_id).values(session_epoch=User.session_epoch + 1)
     )
     await revoke_sessions(db=db, where=col(AuthSession.user_id) == user_id)
+
+
+async def end_session(*, db: AsyncSession, user_id: int, session_id: uuid.UUID) -> bool:
+    """End one live session of the user, access tokens included; False when the
+    user has no such live session. The caller commits."""
+    now = utcnow()
+    ended = await db.exec(
+        update(AuthSession)
+        .where(
+            col(AuthSession.id) == session_id,
+            col(AuthSession.user_id) == user_id,
+            col(AuthSession.revoked_at).is_(None),
+            col(AuthSession.expires_at) > now,
+        )
+        .values(revoked_at=now)
+        .returning(col(AuthSession.id))
+    )
+    return ended.scalar_one_or_none() is not None
+
+
+# A user's live sessions, newest first; `current` marks the one the caller's
+# access token names.
+_LIVE_SESSIONS_SQL = driver_sql(
+    select_columns(
+        col(AuthSession.id),
+        col(AuthSession.created_at),
+        col(AuthSession.last_used_at),
+        col(AuthSession.expires_at),
+        col(AuthSession.user_agent),
+        col(AuthSession.client_address),
+        col(AuthSession.last_user_agent),
+        col(AuthSession.last_client_address),
+        (col(AuthSession.id) == bindparam("current_session_id")).label("current"),
+    )
+    .where(
+        col(AuthSession.user_id) == bindparam("user_id"),
+        col(AuthSession.revoked_at).is_(None),
+        col(AuthSession.expires_at) > bindparam("now"),
+    )
+    .order_by(col(AuthSession.created_at).desc(), col(AuthSession.id).desc())
+)
+
+
+async def live_sessions(
+    *, reader: ReadPool, user_id: int, current_session_id: uuid.UUID
+) -> list[SessionOut]:
+    rows = await reader.fetch_all(
+        _LIVE_SESSIONS_SQL,
+        {"user_id": user_id, "current_session_id": current_session_id, "now": utcnow()},
+    )
+    return [SessionOut.model_validate(row) for row in rows]

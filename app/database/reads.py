@@ -107,6 +107,10 @@ class ReadPool:
         async with self.connection() as connection:
             return await (await connection.execute(sql, values)).fetchone()
 
+    async def fetch_all(self, sql: str, values: dict[str, Any]) -> list[DictRow]:
+        async with self.connection() as connection:
+            return await (await connection.execute(sql, values)).fetchall()
+
     def _connection_lost(self) -> None:
         self._health.lost_one()
         self._unreachable = True

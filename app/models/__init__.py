@@ -1,6 +1,8 @@
 """The tables, importable as `app.models` (they are defined in models/models.py)."""
 
 from app.models.models import (
+    MAX_CLIENT_ADDRESS_LENGTH,
+    MAX_USER_AGENT_LENGTH,
     AuthenticatedUser,
     AuthSession,
     Item,
@@ -11,6 +13,8 @@ from app.models.models import (
 )
 
 __all__ = [
+    "MAX_CLIENT_ADDRESS_LENGTH",
+    "MAX_USER_AGENT_LENGTH",
     "AuthSession",
     "AuthenticatedUser",
     "Item",

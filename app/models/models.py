@@ -11,6 +11,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 MONEY = Numeric(12, 2)
+# What a session records of its client: a User-Agent is cut to this length (its
+# sender chooses it), an address is at most an IPv6 one (45) or "unknown".
+MAX_USER_AGENT_LENGTH = 512
+MAX_CLIENT_ADDRESS_LENGTH = 64
 
 
 def utcnow() -> datetime:
@@ -57,6 +61,8 @@ class AuthenticatedUser:
     is_superuser: bool
     session_epoch: int
     created_at: datetime
+    # The session the access token names (its `sid`).
+    session_id: uuid.UUID
 
 
 class AuthSession(SQLModel, table=True):
@@ -72,10 +78,19 @@ class AuthSession(SQLModel, table=True):
         sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
     )
     created_at: datetime = _timestamp()
+    # The login, or the last refresh: each refresh moves `expires_at` to its new
+    # refresh token's expiry, so a session lives while it is used.
+    last_used_at: datetime = _timestamp()
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     revoked_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    # The client seen at login, and at the last refresh (the login's until then).
+    # Null for sessions opened before these were recorded.
+    user_agent: str | None = Field(default=None, max_length=MAX_USER_AGENT_LENGTH)
+    client_address: str | None = Field(default=None, max_length=MAX_CLIENT_ADDRESS_LENGTH)
+    last_user_agent: str | None = Field(default=None, max_length=MAX_USER_AGENT_LENGTH)
+    last_client_address: str | None = Field(default=None, max_length=MAX_CLIENT_ADDRESS_LENGTH)
 
 
 class RefreshToken(SQLModel, table=True):

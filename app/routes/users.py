@@ -22,6 +22,7 @@ from app.exceptions import (
     error_responses,
 )
 from app.routes.responses import PydanticJSONResponse
+from app.schema.auth import SessionOut
 from app.schema.common import MAX_ID, Page
 from app.schema.users import (
     PasswordChange,
@@ -121,6 +122,33 @@ async def update_user(
         db=db, user_id=user_id, changes=data.model_dump(exclude_unset=True)
     )
     return UserOut.model_validate(updated)
+
+
+@router.get(
+    "/{user_id}/sessions",
+    response_model=list[SessionOut],
+    summary="List a user's sessions (admin)",
+    responses=ADMIN_ERRORS,
+)
+async def list_user_sessions(
+    user_id: UserId, admin: AdminUser, reader: ReaderDep
+) -> list[SessionOut]:
+    """The user's live sessions, newest first, as `GET /api/auth/sessions` shows
+    them to the user (`current` only on the admin's own session)."""
+    return await users_service.list_user_sessions(reader=reader, user_id=user_id, admin=admin)
+
+
+@router.delete(
+    "/{user_id}/sessions",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End all of a user's sessions (admin)",
+    responses=ADMIN_ERRORS,
+)
+async def end_user_sessions(user_id: UserId, _: AdminUser, db: DbSession) -> None:
+    """Ends **every** session of the user at once, access tokens included, and any
+    login of theirs still in flight, without deactivating the account: they can
+    log in again (deactivate them with `PATCH` to keep them out)."""
+    await users_service.end_user_sessions(db=db, user_id=user_id)
 
 
 @router.delete(

@@ -1,5 +1,7 @@
-"""Token shapes."""
+"""Token and session shapes."""
 
+import uuid
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,3 +54,35 @@ class VerifyRequest(StrictInput):
 
 class Verified(BaseModel):
     """An empty object: the token is a valid access token."""
+
+
+class SessionOut(BaseModel):
+    """A live session: one login and the refresh tokens rotated from it. Ending it
+    ends its refresh token and its access tokens at once."""
+
+    id: uuid.UUID
+    created_at: datetime = Field(description="The login.")
+    last_used_at: datetime = Field(description="The last refresh, or the login if none.")
+    expires_at: datetime = Field(
+        description="When it ends unless refreshed before; each refresh moves it to the "
+        "new refresh token's expiry."
+    )
+    user_agent: str | None = Field(
+        description="The client's User-Agent at login (at most 512 characters; null if "
+        "it sent none).",
+        examples=["Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"],
+    )
+    client_address: str | None = Field(
+        description="The client's address at login.", examples=["203.0.113.7"]
+    )
+    last_user_agent: str | None = Field(
+        description="The User-Agent at the last refresh (the login's if none).",
+        examples=["Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"],
+    )
+    last_client_address: str | None = Field(
+        description="The address at the last refresh (the login's if none).",
+        examples=["198.51.100.23"],
+    )
+    current: bool = Field(
+        description="Whether the bearer token of this request belongs to this session."
+    )

@@ -1,4 +1,5 @@
-"""Users: identity (email), credentials (hash), and what they may do (flags)."""
+"""Users: identity (email), credentials (hash), what they may do (flags), and an
+admin's view of their sessions."""
 
 import unicodedata
 from functools import lru_cache
@@ -6,7 +7,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from psycopg.errors import UniqueViolation
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -14,11 +15,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import passwords, throttle
-from app.auth.sessions import end_all_sessions
+from app.auth.sessions import end_all_sessions, live_sessions
 from app.config import Settings
-from app.database.reads import ReadPool
+from app.database.reads import ReadPool, driver_sql
 from app.exceptions import Conflict, EmailTaken, NotAuthenticated, NotFound, WrongPassword
 from app.models import AuthenticatedUser, User, utcnow
+from app.schema.auth import SessionOut
 from app.schema.common import Page
 from app.schema.users import UserListParams, UserOut
 from app.services.paging import ListSQL, SortOrder, list_sql, paginate
@@ -98,6 +100,27 @@ def _list_sql(order: SortOrder) -> ListSQL:
 async def list_users(*, reader: ReadPool, params: UserListParams) -> Page[UserOut]:
     sql = _list_sql(SortOrder(params.sort))
     return await paginate(reader=reader, sql=sql, values={}, params=params, out=UserOut)
+
+
+_USER_EXISTS_SQL = driver_sql(select_columns(col(User.id)).where(col(User.id) == bindparam("id")))
+
+
+async def list_user_sessions(
+    *, reader: ReadPool, user_id: int, admin: AuthenticatedUser
+) -> list[SessionOut]:
+    """The user's live sessions, newest first; `current` marks the admin's own
+    (when the user is the admin)."""
+    if await reader.fetch_one(_USER_EXISTS_SQL, {"id": user_id}) is None:
+        raise NotFound("User not found")
+    return await live_sessions(reader=reader, user_id=user_id, current_session_id=admin.session_id)
+
+
+async def end_user_sessions(*, db: AsyncSession, user_id: int) -> None:
+    """End every session of the user, access tokens and logins in flight included
+    (the account stays active: they may log in again)."""
+    await get_user(db=db, user_id=user_id)
+    await end_all_sessions(db=db, user_id=user_id)
+    await db.commit()
 
 
 async def _guard_last_superuser(*, db: AsyncSession, user_id: int) -> None:

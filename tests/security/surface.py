@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from app.config import Settings
-from tests.conftest import TABLES, TEST_SECRET_KEY, bearer, create_item, register
+from tests.conftest import PASSWORD, TABLES, TEST_SECRET_KEY, bearer, create_item, register
 
 BEARER_SCHEME = "OAuth2PasswordBearer"
 WRITE_METHODS = ("POST", "PUT", "PATCH")
@@ -165,17 +165,20 @@ def example_request_body(operation: Operation) -> dict[str, Any] | None:
 @dataclass
 class World:
     """Two ordinary users and an admin. Every URL aims at the `victim`'s resources:
-    their item for `item_id`, their account for `user_id`."""
+    their item for `item_id`, their account for `user_id`, their second session
+    (their phone's, not the one of `victim`'s tokens) for `session_id`."""
 
     victim: dict[str, Any]
     attacker: dict[str, Any]
     admin: dict[str, Any]
     victim_item: dict[str, Any]
+    victim_session: str
 
-    def path_id(self, parameter: str) -> int:
-        ids: dict[str, int] = {
+    def path_id(self, parameter: str) -> int | str:
+        ids: dict[str, int | str] = {
             "item_id": self.victim_item["id"],
             "user_id": self.victim["user"]["id"],
+            "session_id": self.victim_session,
         }
         assert parameter in ids, (
             f"path parameter {parameter!r} is new: teach tests/security/surface.py "
@@ -196,7 +199,13 @@ class World:
 
 # The path parameters World knows how to aim: the IDOR suite asserts the API has
 # exactly these, so a new kind of resource fails until it is added here.
-KNOWN_PATH_PARAMETERS = {"item_id", "user_id"}
+KNOWN_PATH_PARAMETERS = {"item_id", "user_id", "session_id"}
+# For each, a well-formed id that names nothing.
+MISSING_PATH_IDS: dict[str, int | str] = {
+    "item_id": 2_000_000_000,  # larger than any id the tests create, within integer
+    "user_id": 2_000_000_000,
+    "session_id": "5e551075-0000-4000-8000-000000000000",
+}
 
 
 async def populate(client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> World:
@@ -209,7 +218,22 @@ async def populate(client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> W
         attacker=attacker,
         admin=admin,
         victim_item=await create_item(client, victim["access_token"], "Victim's item"),
+        victim_session=await second_session(client, "victim@example.com", "Victim's phone"),
     )
+
+
+async def second_session(client: httpx.AsyncClient, email: str, user_agent: str) -> str:
+    """Log in again from another device; its session's id."""
+    response = await client.post(
+        "/api/token/",
+        data={"username": email, "password": PASSWORD},
+        headers={"User-Agent": user_agent},
+    )
+    assert response.status_code == 200, response.text
+    listed = await client.get("/api/auth/sessions", headers=bearer(response.json()["access_token"]))
+    [current] = [session for session in listed.json() if session["current"]]
+    session_id: str = current["id"]
+    return session_id
 
 
 async def me_json(client: httpx.AsyncClient, token: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from tests.security.surface import (
     KNOWN_PATH_PARAMETERS,
+    MISSING_PATH_IDS,
     Operation,
     World,
     bearer_operations,
@@ -20,8 +21,6 @@ from tests.security.surface import (
     snapshot,
 )
 
-# Larger than any id the tests create, small enough for a Postgres integer.
-MISSING_ID = 2_000_000_000
 PATH_ID_OPERATIONS = operations_with_path_ids()
 LISTINGS = [op for op in bearer_operations() if op.method == "GET" and not op.path_parameters]
 
@@ -34,7 +33,7 @@ async def world(client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> Worl
 def missing_url(operation: Operation) -> str:
     path = operation.path
     for parameter in operation.path_parameters:
-        path = path.replace(f"{{{parameter}}}", str(MISSING_ID))
+        path = path.replace(f"{{{parameter}}}", str(MISSING_PATH_IDS[parameter]))
     return path
 
 
@@ -53,6 +52,9 @@ def test_the_suite_attacks_every_method_on_every_path_with_an_id() -> None:
         "GET /api/users/{user_id}",
         "PATCH /api/users/{user_id}",
         "DELETE /api/users/{user_id}",
+        "GET /api/users/{user_id}/sessions",
+        "DELETE /api/users/{user_id}/sessions",
+        "DELETE /api/auth/sessions/{session_id}",
     }
 
 

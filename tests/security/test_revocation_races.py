@@ -45,6 +45,14 @@ async def deactivate(
     )
 
 
+async def end_sessions_by_admin(
+    client: httpx.AsyncClient, user: dict[str, Any], admin: dict[str, Any]
+) -> httpx.Response:
+    return await client.delete(
+        f"/api/users/{user['user']['id']}/sessions", headers=bearer(admin["access_token"])
+    )
+
+
 async def delete_account(
     client: httpx.AsyncClient, user: dict[str, Any], _: dict[str, Any]
 ) -> httpx.Response:
@@ -62,8 +70,8 @@ async def live_sessions(app: FastAPI, user_id: int) -> int:
 
 @pytest.mark.parametrize(
     "revoke",
-    [change_password, logout_all, deactivate, delete_account],
-    ids=["password-change", "logout-all", "deactivation", "deletion"],
+    [change_password, logout_all, deactivate, end_sessions_by_admin, delete_account],
+    ids=["password-change", "logout-all", "deactivation", "admin-ends-sessions", "deletion"],
 )
 async def test_a_login_in_flight_during_a_revocation_opens_no_session(
     app: FastAPI,

@@ -4,9 +4,10 @@ that breaks its documented schema or content type.
 
 Each case runs with a fresh account (and, for an admin, a fresh second user), so
 a case that deletes, deactivates or logs out its caller cannot blind the cases
-after it. Path ids are the caller's own item or the other user for half of the
-cases, so success paths are exercised, not only 404s."""
+after it. Path ids are the caller's own item, the other user or the caller's
+session for half of the cases, so success paths are exercised, not only 404s."""
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,8 +76,9 @@ def session() -> Iterator[requests.Session]:
 
 def _seed_targets(
     live: LiveServer, http: httpx.Client, *, admin: bool
-) -> tuple[dict[str, str], dict[str, int]]:
-    """A fresh caller, an item of theirs, and (for an admin) another user."""
+) -> tuple[dict[str, str], dict[str, int | str]]:
+    """A fresh caller, an item of theirs, their session, and (for an admin) another
+    user."""
     caller = live.register(http, admin=admin)
     item = http.post(
         f"{live.base_url}/api/items/",
@@ -85,15 +87,30 @@ def _seed_targets(
     )
     assert item.status_code == 201, item.text
     other = live.register(http) if admin else caller
-    return caller.headers, {"item_id": item.json()["id"], "user_id": other.id}
+    [session] = http.get(f"{live.base_url}/api/auth/sessions", headers=caller.headers).json()
+    return caller.headers, {
+        "item_id": item.json()["id"],
+        "user_id": other.id,
+        "session_id": session["id"],
+    }
 
 
-def _aim_at_existing(case: OperationCase, targets: dict[str, int]) -> None:
-    """Half the valid ids drawn (the even ones) become the seeded item or user, so
-    reads, updates and deletes succeed too; invalid ids are kept as drawn."""
+def _valid_and_even(drawn: object) -> bool:
+    if isinstance(drawn, int):
+        return 1 <= drawn <= MAX_ID and drawn % 2 == 0
+    try:
+        return isinstance(drawn, str) and uuid.UUID(drawn).int % 2 == 0
+    except ValueError:
+        return False
+
+
+def _aim_at_existing(case: OperationCase, targets: dict[str, int | str]) -> None:
+    """Half the valid ids drawn (the even ones) become the seeded item, user or
+    session, so reads, updates and deletes succeed too; invalid ids are kept as
+    drawn."""
     for name, existing_id in targets.items():
         drawn = (case.path_parameters or {}).get(name)
-        if isinstance(drawn, int) and 1 <= drawn <= MAX_ID and drawn % 2 == 0:
+        if _valid_and_even(drawn):
             case.path_parameters[name] = existing_id
 
 

@@ -86,6 +86,9 @@ async def test_invalid_user_list_parameter_is_422(
         ("PATCH", "{admin_id}", {"is_active": False}),
         ("PATCH", "{own_id}", {"is_superuser": True}),
         ("DELETE", "{admin_id}", None),
+        ("GET", "{admin_id}/sessions", None),
+        ("DELETE", "{admin_id}/sessions", None),
+        ("DELETE", "{own_id}/sessions", None),
     ],
 )
 async def test_a_non_admin_gets_403_on_every_admin_endpoint(

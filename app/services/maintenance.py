@@ -1,0 +1,129 @@
+"""The sweep: deletes the rows that have outlived their use, from inside the app.
+
+Every worker of every replica runs `periodic_sweeps` (app/main.py's lifespan);
+each sweep takes a transaction-level advisory lock first and is skipped when
+another process holds it, so at most one sweeps at a time and no cron container
+is needed.
+"""
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.config import Settings
+from app.database.db import SessionFactory
+from app.models import AuthSession, LoginFailure, RefreshToken, utcnow
+
+logger = logging.getLogger(__name__)
+
+# Held for the sweep's transaction (pg_try_advisory_xact_lock): one sweeper at once.
+SWEEP_LOCK = "maintenance:sweep"
+
+
+@dataclass(frozen=True, slots=True)
+class SweepCounts:
+    """What one sweep deleted."""
+
+    sessions: int
+    refresh_tokens: int
+    login_failures: int
+
+
+async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> SweepCounts | None:
+    """Delete, in one transaction, and return how many (None: another process is
+    sweeping, this one did nothing):
+
+    - sessions ended (revoked) or expired SESSION_RETENTION ago or more, with
+      their refresh tokens;
+    - refresh tokens expired SESSION_RETENTION ago or more. A spent one is kept
+      until then: until it expires, presenting it again is how a stolen token is
+      detected (its family is revoked);
+    - login failures as old as the longest throttle window or older: they count
+      against no limit any more (app/auth/throttle.py).
+
+    Nothing live is touched: a live session, its unexpired tokens, a failure
+    still inside a window.
+    """
+    locked = (
+        await db.exec(select(func.pg_try_advisory_xact_lock(func.hashtextextended(SWEEP_LOCK, 0))))
+    ).one()
+    if not locked:
+        await db.rollback()
+        logger.info("sweep skipped: another process is sweeping")
+        return None
+    kept_since = now - settings.SESSION_RETENTION
+    ended = or_(
+        col(AuthSession.revoked_at) <= kept_since, col(AuthSession.expires_at) <= kept_since
+    )
+    tokens = await db.exec(
+        delete(RefreshToken).where(
+            or_(
+                col(RefreshToken.expires_at) <= kept_since,
+                col(RefreshToken.session_id).in_(select(col(AuthSession.id)).where(ended)),
+            )
+        )
+    )
+    sessions = await db.exec(delete(AuthSession).where(ended))
+    window = max(settings.LOGIN_FAILURE_WINDOW, settings.LOGIN_ACCOUNT_FAILURE_WINDOW)
+    failures = await db.exec(
+        delete(LoginFailure).where(col(LoginFailure.failed_at) <= now - window)
+    )
+    await db.commit()
+    counts = SweepCounts(
+        sessions=sessions.rowcount,
+        refresh_tokens=tokens.rowcount,
+        login_failures=failures.rowcount,
+    )
+    logger.info(
+        "sweep deleted %d sessions, %d refresh tokens, %d login failures",
+        counts.sessions,
+        counts.refresh_tokens,
+        counts.login_failures,
+    )
+    return counts
+
+
+async def sweep_periodically(*, session_factory: SessionFactory, settings: Settings) -> None:
+    """Sweep every SWEEP_INTERVAL until cancelled. The first sweep comes after a
+    random part of the interval: processes started together do not all try at
+    once, and one restarted more often than the interval still sweeps."""
+    interval = settings.SWEEP_INTERVAL.total_seconds()
+    delay = random.uniform(0, interval)  # noqa: S311 (spreading, not a secret)
+    while True:
+        await asyncio.sleep(delay)
+        delay = interval
+        try:
+            async with session_factory() as db:
+                await sweep(db=db, settings=settings, now=utcnow())
+        except Exception:
+            # A database outage (or any failure) must not end the sweeps for the
+            # life of the process: the next interval tries again.
+            logger.exception("sweep failed; next in %s", settings.SWEEP_INTERVAL)
+
+
+@asynccontextmanager
+async def periodic_sweeps(
+    *, session_factory: SessionFactory, settings: Settings
+) -> AsyncIterator[asyncio.Task[None] | None]:
+    """Sweeps in the background while the context lasts (none when SWEEP_INTERVAL
+    is 0); stopped on leaving it, a sweep in progress rolled back."""
+    if not settings.SWEEP_INTERVAL:
+        yield None
+        return
+    task = asyncio.create_task(
+        sweep_periodically(session_factory=session_factory, settings=settings), name="sweep"
+    )
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
