@@ -153,3 +153,25 @@ def test_log_level_is_read_in_any_case(level: str) -> None:
 def test_an_unknown_log_level_is_refused() -> None:
     with pytest.raises(ValidationError, match="LOG_LEVEL"):
         settings(LOG_LEVEL="verbose")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("PT1H", timedelta(hours=1)), ("900", timedelta(seconds=900)), ("0", timedelta(0))],
+)
+def test_the_sweep_interval_reads_a_duration_and_zero_turns_it_off(
+    raw: str, expected: timedelta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWEEP_INTERVAL", raw)
+    assert settings().SWEEP_INTERVAL == expected
+
+
+def test_the_sweep_settings_default_to_an_hour_and_a_week_and_refuse_negatives() -> None:
+    defaults = settings()
+    assert (defaults.SWEEP_INTERVAL, defaults.SESSION_RETENTION) == (
+        timedelta(hours=1),
+        timedelta(days=7),
+    )
+    for name in ("SWEEP_INTERVAL", "SESSION_RETENTION"):
+        with pytest.raises(ValidationError, match=name):
+            settings(**{name: "-1"})
