@@ -1,20 +1,32 @@
 """The one place configuration is read: the environment, then `.env`."""
 
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import lru_cache
-from typing import Annotated, Literal, Self
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BeforeValidator,
     EmailStr,
     Field,
+    PrivateAttr,
     SecretStr,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL
+
+from app.signing_keys import (
+    Algorithm,
+    KeyRing,
+    UnusableKey,
+    build_keyring,
+    load_private_key,
+    load_public_keys,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +56,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         env_ignore_empty=True,
         extra="ignore",
+        # A settings error names the setting, never echoes the values: they hold keys.
+        hide_input_in_errors=True,
     )
 
     ENVIRONMENT: Environment = "local"
@@ -55,6 +69,21 @@ class Settings(BaseSettings):
     ] = "INFO"
 
     SECRET_KEY: SecretStr = SecretStr(EXAMPLE_SECRET_KEY)
+    # Signing keys (app/signing_keys.py; README "Rotating secrets"). Every token
+    # names its key (`kid`); a previous key still verifies the tokens it signed.
+    SECRET_KEY_PREVIOUS: Annotated[list[SecretStr], NoDecode] = []
+    JWT_ALGORITHM: Algorithm = "HS256"
+    # EdDSA: the Ed25519 private key as PEM, in the variable or in a file; the
+    # public keys of retired ones (PEM blocks), likewise.
+    JWT_PRIVATE_KEY: SecretStr | None = None
+    JWT_PRIVATE_KEY_FILE: Path | None = None
+    JWT_PUBLIC_KEYS_PREVIOUS: str = ""
+    JWT_PUBLIC_KEYS_PREVIOUS_FILE: Path | None = None
+    # False only while tokens issued before key ids existed must keep working:
+    # a token without a kid is then checked against the HMAC keys (HS256).
+    JWT_REQUIRE_KID: bool = True
+    # Built from the settings above when they load (see _load_signing_keys).
+    _keyring: KeyRing = PrivateAttr()
     ACCESS_TOKEN_TTL: PositiveDuration = timedelta(minutes=15)
     REFRESH_TOKEN_TTL: PositiveDuration = timedelta(days=14)
     JWT_ISSUER: str = "fastapi-stack"
@@ -114,6 +143,13 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("SECRET_KEY_PREVIOUS", mode="before")
+    @classmethod
+    def _split_previous_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
     @field_validator("POSTGRES_URL")
     @classmethod
     def _check_host_port(cls, value: str) -> str:
@@ -121,14 +157,51 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _load_signing_keys(self) -> Self:
+        """Once, at load: a key that cannot be read stops start-up, naming the setting."""
+        self._keyring = self._read_keyring()
+        return self
+
+    def _read_keyring(self) -> KeyRing:
+        private_pem = _value_or_file(self, "JWT_PRIVATE_KEY")
+        if private_pem and self.JWT_ALGORITHM != "EdDSA":
+            raise UnusableKey("JWT_PRIVATE_KEY is set but JWT_ALGORITHM is not EdDSA")
+        public_pem = _value_or_file(self, "JWT_PUBLIC_KEYS_PREVIOUS")
+        return build_keyring(
+            algorithm=self.JWT_ALGORITHM,
+            secret=self.SECRET_KEY.get_secret_value(),
+            previous_secrets=[key.get_secret_value() for key in self.SECRET_KEY_PREVIOUS],
+            private_key=load_private_key(private_pem, "JWT_PRIVATE_KEY") if private_pem else None,
+            previous_public_keys=load_public_keys(public_pem, "JWT_PUBLIC_KEYS_PREVIOUS"),
+            require_kid=self.JWT_REQUIRE_KID,
+        )
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self._keyring
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """model_copy runs no validator: the copy reads its own keys, so a copy with
+        other key settings never signs or verifies with the original's."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._keyring = copy._read_keyring()
+        return copy
+
+    @model_validator(mode="after")
     def _refuse_example_secrets_in_production(self) -> Self:
-        key = self.SECRET_KEY.get_secret_value()
         problems: list[str] = []
-        if key == EXAMPLE_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH:
-            problems.append(
-                f"SECRET_KEY must be a random value of at least "
+        # Even with EdDSA: switching back to HS256 must never sign with the example.
+        for name, key in [
+            ("SECRET_KEY", self.SECRET_KEY.get_secret_value()),
+            *(("SECRET_KEY_PREVIOUS", key.get_secret_value()) for key in self.SECRET_KEY_PREVIOUS),
+        ]:
+            problem = (
+                f"{name} must hold random values of at least "
                 f"{MIN_SECRET_KEY_LENGTH} characters, not the example"
             )
+            weak = key == EXAMPLE_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH
+            if weak and problem not in problems:
+                problems.append(problem)
         superuser_pw = self.FIRST_SUPERUSER_PASSWORD
         if superuser_pw and superuser_pw.get_secret_value() == EXAMPLE_SUPERUSER_PASSWORD:
             problems.append("FIRST_SUPERUSER_PASSWORD must not be the example value")
@@ -160,6 +233,21 @@ class Settings(BaseSettings):
             port=self.postgres_port,
             database=self.POSTGRES_DB,
         )
+
+
+def _value_or_file(settings: Settings, name: str) -> str:
+    """A PEM setting given inline (`NAME`) or as a file path (`NAME_FILE`), not both."""
+    inline = getattr(settings, name)
+    path: Path | None = getattr(settings, f"{name}_FILE")
+    text = inline.get_secret_value() if isinstance(inline, SecretStr) else inline or ""
+    if path is None:
+        return str(text)
+    if text:
+        raise UnusableKey(f"set {name} or {name}_FILE, not both")
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UnusableKey(f"{name}_FILE: cannot read {path}: {exc}") from exc
 
 
 def split_host_port(value: str) -> tuple[str, int]:

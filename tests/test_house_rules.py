@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("models and schemas", ("app.models", "app.schema")),
-    ("configuration and errors", ("app.config", "app.exceptions")),
+    ("configuration and errors", ("app.config", "app.signing_keys", "app.exceptions")),
 ]
 # And some imports are refused outright, though they would run downwards.
 FORBIDDEN = [

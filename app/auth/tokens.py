@@ -1,4 +1,10 @@
-"""Encoding and decoding JWTs. The only module that imports jwt."""
+"""Encoding and decoding JWTs. The only module that imports jwt.
+
+Tokens are signed with the settings' signing key and name it in their header
+(`kid`). A token is verified with the key its `kid` names, by that key's own
+algorithm (app/signing_keys.py): an unknown kid, or none, is refused, and the
+header's `alg`, `jku`, `x5u` or `jwk` never choose a key or an algorithm.
+"""
 
 import enum
 import uuid
@@ -9,9 +15,8 @@ from typing import Any
 import jwt
 
 from app.config import Settings
+from app.signing_keys import KeyRing, VerificationKey
 
-# Pinned: a token whose header names any other algorithm (or `none`) is refused.
-ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "iss", "aud", "type"]
 SESSION_CLAIMS = [*REQUIRED_CLAIMS, "sid"]
 
@@ -60,23 +65,46 @@ def _encode(
         "exp": issued_at + lifetime,
         **extra,
     }
-    return jwt.encode(payload, settings.SECRET_KEY.get_secret_value(), algorithm=ALGORITHM)
+    signing = settings.keyring.signing
+    return jwt.encode(
+        payload, signing.key, algorithm=signing.algorithm, headers={"kid": signing.kid}
+    )
+
+
+def _candidate_keys(token: str, keyring: KeyRing) -> tuple[VerificationKey, ...]:
+    """The key the token's `kid` names; without a kid, the keys allowed to verify
+    kid-less tokens (none unless JWT_REQUIRE_KID=false)."""
+    header = jwt.get_unverified_header(token)
+    if "kid" not in header:
+        if not keyring.without_kid:
+            raise InvalidToken("the token names no key")
+        return keyring.without_kid
+    kid = header["kid"]
+    key = keyring.by_kid.get(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise InvalidToken("the token names an unknown key")
+    return (key,)
 
 
 def _decode(
     token: str, *, settings: Settings, expected_type: TokenType, required: list[str]
 ) -> dict[str, Any]:
-    payload: dict[str, Any] = jwt.decode(
-        token,
-        settings.SECRET_KEY.get_secret_value(),
-        algorithms=[ALGORITHM],
-        audience=settings.JWT_AUDIENCE,
-        issuer=settings.JWT_ISSUER,
-        options={"require": required},
-    )
-    if payload["type"] != expected_type.value:
-        raise InvalidToken(f"expected a {expected_type.value} token")
-    return payload
+    for key in _candidate_keys(token, settings.keyring):
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[key.algorithm],
+                audience=settings.JWT_AUDIENCE,
+                issuer=settings.JWT_ISSUER,
+                options={"require": required},
+            )
+        except jwt.InvalidSignatureError:
+            continue  # a kid-less token: maybe another of the keys signed it
+        if payload["type"] != expected_type.value:
+            raise InvalidToken(f"expected a {expected_type.value} token")
+        return payload
+    raise InvalidToken("no key verifies the signature")
 
 
 def encode_token(

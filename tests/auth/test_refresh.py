@@ -9,7 +9,8 @@ import jwt
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from tests.conftest import TEST_SECRET_KEY, bearer, login, register
+from tests.conftest import bearer, login, register
+from tests.security.forge import forge
 
 
 async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -95,9 +96,7 @@ async def test_an_expired_refresh_token_is_refused(
 ) -> None:
     claims = jwt.decode(user_tokens["refresh_token"], options={"verify_signature": False})
     past = datetime.now(UTC) - timedelta(days=30)
-    expired = jwt.encode(
-        {**claims, "iat": past, "exp": past + timedelta(days=14)}, TEST_SECRET_KEY, "HS256"
-    )
+    expired = forge({**claims, "iat": past, "exp": past + timedelta(days=14)})
     assert (await refresh(client, expired)).status_code == 401
 
 
@@ -105,9 +104,7 @@ async def test_a_forged_refresh_token_with_an_unknown_jti_is_refused(
     client: httpx.AsyncClient, user_tokens: dict[str, Any]
 ) -> None:
     claims = jwt.decode(user_tokens["refresh_token"], options={"verify_signature": False})
-    forged = jwt.encode(
-        {**claims, "jti": "00000000-0000-4000-8000-000000000000"}, TEST_SECRET_KEY, "HS256"
-    )
+    forged = forge({**claims, "jti": "00000000-0000-4000-8000-000000000000"})
     assert (await refresh(client, forged)).status_code == 401
 
 

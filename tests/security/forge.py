@@ -1,6 +1,8 @@
 """Forging JWTs: every way a token can be wrong, derived from a genuine one.
 
-Shared by tests/auth/test_tokens.py and the token-forgery attack suite.
+Shared by tests/auth/test_tokens.py and the token-forgery attack suite. A forgery
+names the genuine key (`kid`) unless it is about the kid: each is refused for
+what it changed, not for lacking a key id.
 """
 
 import base64
@@ -13,9 +15,12 @@ from typing import Any
 
 import jwt
 
+from app.signing_keys import hmac_kid
 from tests.conftest import TEST_SECRET_KEY
 
 ANOTHER_KEY = "another-secret-key-that-is-long-enough-" * 2
+# The kid of the test key: what every genuine token of the test app names.
+TEST_KID = hmac_kid(TEST_SECRET_KEY)
 
 
 def b64url(data: bytes) -> str:
@@ -34,23 +39,32 @@ def claims_of(token: str) -> dict[str, Any]:
 def forge(
     claims: dict[str, Any],
     *,
-    key: str = TEST_SECRET_KEY,
+    key: Any = TEST_SECRET_KEY,
     algorithm: str = "HS256",
     headers: dict[str, Any] | None = None,
+    kid: str | None = TEST_KID,
 ) -> str:
-    return jwt.encode(claims, key, algorithm=algorithm, headers=headers)
+    """Signed by pyjwt; `kid` None: no kid in the header."""
+    named = {"kid": kid} if kid is not None else {}
+    return jwt.encode(claims, key, algorithm=algorithm, headers={**named, **(headers or {})})
 
 
-def unsigned(claims: dict[str, Any], *, alg: str = "none") -> str:
+def unsigned(claims: dict[str, Any], *, alg: str = "none", kid: str | None = TEST_KID) -> str:
     """A token with an empty signature, its header naming `alg`."""
-    return f"{b64url_json({'alg': alg, 'typ': 'JWT'})}.{b64url_json(claims)}."
+    header = {"alg": alg, "typ": "JWT", **({"kid": kid} if kid is not None else {})}
+    return f"{b64url_json(header)}.{b64url_json(claims)}."
 
 
-def hmac_signed(claims: dict[str, Any], header: dict[str, Any], key: str = TEST_SECRET_KEY) -> str:
-    """HMAC-SHA256 over any header at all, as a library confused by the header's
-    `alg` (RS256 verified with the HMAC secret as the "public key") would accept."""
+def hmac_signed(
+    claims: dict[str, Any], header: dict[str, Any], key: str | bytes = TEST_SECRET_KEY
+) -> str:
+    """HMAC-SHA256 over any header at all (one pyjwt would refuse to write: a
+    non-string kid, an asymmetric key as the secret), as a library confused by the
+    header's `alg` (RS256 verified with the HMAC secret as the "public key") would
+    accept."""
+    secret = key.encode() if isinstance(key, str) else key
     signing_input = f"{b64url_json(header)}.{b64url_json(claims)}"
-    signature = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(signature)}"
 
 
@@ -79,18 +93,32 @@ def signature_forgeries(genuine: str) -> dict[str, str]:
         "HS384 with the same key": forge(good, algorithm="HS384"),
         "HS512 with the same key": forge(good, algorithm="HS512"),
         "RS256 header, HMAC-signed with the secret (key confusion)": hmac_signed(
-            good, {"alg": "RS256", "typ": "JWT"}
+            good, {"alg": "RS256", "typ": "JWT", "kid": TEST_KID}
         ),
-        "no alg header, HMAC-signed with the secret": hmac_signed(good, {"typ": "JWT"}),
+        "no alg header, HMAC-signed with the secret": hmac_signed(
+            good, {"typ": "JWT", "kid": TEST_KID}
+        ),
         "another key": forge(good, key=ANOTHER_KEY),
         "embedded jwk naming another key": forge(
             good,
             key=ANOTHER_KEY,
             headers={"jwk": {"kty": "oct", "k": b64url(ANOTHER_KEY.encode())}},
         ),
+        **kid_forgeries(good),
         "garbage": "not.a.jwt",
         "two segments": genuine.rsplit(".", 1)[0],
         "four segments": genuine + ".extra",
+    }
+
+
+def kid_forgeries(claims: dict[str, Any]) -> dict[str, str]:
+    """Signed with the real key: only the key id is missing or wrong."""
+    return {
+        "no kid": forge(claims, kid=None),
+        "kid of another key": forge(claims, kid=hmac_kid(ANOTHER_KEY)),
+        "kid a path": forge(claims, kid="../../../../etc/passwd"),
+        "kid SQL": forge(claims, kid="' OR 1=1--"),
+        "kid a number": hmac_signed(claims, {"alg": "HS256", "typ": "JWT", "kid": 1}),
     }
 
 
