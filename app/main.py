@@ -22,7 +22,7 @@ from app.exceptions import (
     register_exception_handlers,
 )
 from app.middleware import LimitRequestBody
-from app.routes import health, items, users
+from app.routes import health, items, users, wellknown
 from app.services.maintenance import periodic_sweeps
 
 DESCRIPTION = """
@@ -111,7 +111,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     register_exception_handlers(app)
-    for router in (auth_router, token_router, users.router, items.router, health.router):
+    for router in (
+        auth_router,
+        token_router,
+        users.router,
+        items.router,
+        health.router,
+        wellknown.router,
+    ):
         app.include_router(router)
     add_docs(app)
     document_body_errors(app)

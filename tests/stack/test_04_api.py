@@ -56,3 +56,13 @@ def test_oversized_body_is_refused_by_the_proxy(stack: Stack, user: dict[str, An
     with stack.client() as client:
         response = client.post("/api/items/", json=body, headers=auth)
     assert response.status_code == 413
+
+
+def test_the_jwks_is_served_through_the_proxy(stack: Stack) -> None:
+    """Another service behind the same Traefik fetches the token verification keys;
+    the stack signs with HS256, whose secret is never published."""
+    with stack.client() as client:
+        response = client.get("/.well-known/jwks.json")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"keys": []}
+    assert response.headers["Cache-Control"] == "public, max-age=300"
