@@ -14,6 +14,7 @@ FULLY_CITED = [
     "tests/security/test_injection.py",
     "tests/security/test_token_forgery.py",
     "tests/security/test_enumeration.py",
+    "tests/security/test_signing_key_attacks.py",
 ]
 
 
