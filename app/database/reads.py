@@ -33,6 +33,7 @@ from app.config import Settings
 from app.database.db import ConnectionHealth
 
 ReadConnection = psycopg.AsyncConnection[DictRow]
+BACKGROUND_RECONNECT_SECONDS = 1.0
 DATABASE_UNREACHABLE = "no connection to the database could be opened"
 
 
@@ -70,6 +71,11 @@ class ReadPool:
             min_size=settings.DB_READ_POOL_SIZE,
             max_size=settings.DB_READ_POOL_SIZE,
             timeout=settings.DB_POOL_TIMEOUT,
+            # A lost connection is retried in the background for this long only,
+            # then left to the next request, which connects at once: the pool's
+            # retries back off (1, 2, 4… s), and after a long outage would keep
+            # reads failing for seconds after the database is back.
+            reconnect_timeout=BACKGROUND_RECONNECT_SECONDS,
             configure=self._connected,
             reset=self._returned,
             name="reads",

@@ -1,18 +1,24 @@
 """The read pool (psycopg's pool under the hot reads): answers as the database
 does, fails fast when the database cannot be reached, and recovers by itself."""
 
+import asyncio
+import shutil
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from app.auth import tokens
 from app.config import Settings
 from app.database.reads import DATABASE_UNREACHABLE, DatabaseUnreachable, ReadPool
-from devtools.embedded_postgres import free_port
+from devtools.embedded_postgres import EmbeddedPostgres, free_port
 from tests.conftest import app_with, bearer
 
 
@@ -81,3 +87,63 @@ async def test_an_app_whose_database_is_unreachable_answers_503_fast(settings: S
     assert answer.json() == {"detail": "Database unavailable; retry shortly"}
     assert answer.headers["retry-after"] == "5"
     assert waited < 3, waited
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[EmbeddedPostgres]:
+    """A server of this test's own, to stop and start again (in a folder the server's
+    unprivileged user can reach, as tests/conftest.py's)."""
+    root = Path(tempfile.mkdtemp(prefix="fastapi-stack-outage-"))
+    root.chmod(0o755)
+    server = EmbeddedPostgres(
+        root / "pgdata", port=free_port(), user="app", password="outage", database="outage"
+    )
+    server.start()
+    yield server
+    if server.is_running():
+        server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_after_an_outage_reads_are_served_again_within_a_second(
+    settings: Settings, own_postgres: EmbeddedPostgres
+) -> None:
+    """The pool does not leave its lost connections to a growing backoff (by the end of
+    a long outage, seconds between attempts): the first request after the database is
+    back connects at once."""
+    reader = ReadPool(
+        settings.model_copy(
+            update={
+                "POSTGRES_URL": f"127.0.0.1:{own_postgres.port}",
+                "POSTGRES_USER": "app",
+                "POSTGRES_PW": SecretStr("outage"),
+                "POSTGRES_DB": "outage",
+                "DB_READ_POOL_SIZE": 4,
+            }
+        )
+    )
+    await reader.open()
+    try:
+        assert await reader.fetch_one("SELECT 1 AS one", {}) == {"one": 1}
+        await asyncio.to_thread(own_postgres.stop)
+        outage_ends = time.monotonic() + 8
+        while time.monotonic() < outage_ends:  # requests keep coming during the outage
+            with pytest.raises(psycopg.OperationalError):
+                await reader.fetch_one("SELECT 1 AS one", {})
+            await asyncio.sleep(0.5)
+        await asyncio.to_thread(own_postgres.start)
+        back = time.monotonic()
+        while True:
+            try:
+                assert await reader.fetch_one("SELECT 1 AS one", {}) == {"one": 1}
+                break
+            except psycopg.OperationalError:
+                assert time.monotonic() - back < 1.5, "still failing after the database came back"
+                await asyncio.sleep(0.05)
+        recovered_after = time.monotonic() - back
+        # And every request after that is served: the pool fills again on demand.
+        answers = await asyncio.gather(*(reader.fetch_one("SELECT 1 AS one", {}) for _ in range(8)))
+    finally:
+        await reader.close()
+    assert recovered_after < 1.0, recovered_after
+    assert answers == [{"one": 1}] * 8
