@@ -32,10 +32,11 @@ BASELINE_SECONDS = 3.0
 OUTAGE_SECONDS = 8.0
 AFTER_RECOVERY_SECONDS = 3.0
 # Failing fast: a request that meets a stopped database is answered within the
-# app's connect_timeout (5 s, app/database/db.py) plus a margin. Most take
-# milliseconds (the name `db` no longer resolves); those that still reach the
-# vanished address wait for the connect timeout. The load (6 clients) never
-# waits for the pool (DB_POOL_SIZE + DB_MAX_OVERFLOW = 20 per worker).
+# pool timeout (DB_POOL_TIMEOUT, 5 s) plus a margin. Most take milliseconds (the
+# name `db` no longer resolves, connections are refused); a read that was already
+# waiting for a pooled connection when the database went away waits out the pool
+# timeout; once a read has found the database unreachable, the next ones wait at
+# most DB_CONNECT_TIMEOUT (2 s; app/database/reads.py).
 FAIL_FAST_SECONDS = 5.0 + 1.0
 # From the database healthy again to the API serving reads and writes.
 RECOVERY_SECONDS = 15.0
