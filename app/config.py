@@ -1,4 +1,5 @@
-"""The one place configuration is read: the environment, then `.env`."""
+"""The one place configuration is read: arguments, the environment, then `.env`;
+NAME_FILE reads any setting NAME from a file (Docker secrets, SettingFiles)."""
 
 import logging
 from collections.abc import Mapping
@@ -16,7 +17,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import URL
 
 from app.signing_keys import (
@@ -50,6 +59,79 @@ PositiveDuration = Annotated[timedelta, BeforeValidator(_seconds_or_iso), Field(
 Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso), Field(ge=timedelta(0))]
 
 
+class SettingFileError(ValueError):
+    """A NAME_FILE that cannot be used. The message names the variable and the
+    path, never the file's content (it is a secret)."""
+
+
+def read_setting_file(name: str, path: str | Path) -> str:
+    """NAME_FILE's content is NAME's value, less the one newline that
+    `echo value > file` ends it with; nothing else is stripped (a password may
+    end in spaces)."""
+    variable = f"{name}_FILE"
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SettingFileError(f"{variable}: cannot read {path}: {reason}") from None
+    except UnicodeDecodeError:
+        raise SettingFileError(f"{variable}: {path} is not UTF-8 text") from None
+    for newline in ("\r\n", "\n"):
+        if text.endswith(newline):
+            return text.removesuffix(newline)
+    return text
+
+
+def _is_set(value: object) -> bool:
+    """As the environment reads (env_ignore_empty): empty is not set."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value is not None and value != "" and value != []
+
+
+class SettingFiles(PydanticBaseSettingsSource):
+    """Docker secrets (and Kubernetes', systemd's credentials) arrive as files:
+    as in the official images, NAME_FILE names a file whose content is NAME's
+    value, for every setting. Read once, when the settings load, wherever NAME
+    itself may be given: arguments, the environment, `.env` (first wins). Both
+    NAME and NAME_FILE set is refused: which one should win is ambiguous."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        init: InitSettingsSource,
+        env: EnvSettingsSource,
+        dotenv: EnvSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        # The environment's and .env's names are lower case (not case sensitive).
+        self._given: list[Mapping[str, Any]] = [init.init_kwargs, env.env_vars, dotenv.env_vars]
+
+    def _first(self, name: str) -> Any:
+        for given in self._given:
+            for key in (name, name.lower()):
+                if _is_set(given.get(key)):
+                    return given[key]
+        return None
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in self.settings_cls.model_fields:
+            path = self._first(f"{name}_FILE")
+            if path is None:
+                continue
+            if self._first(name) is not None:
+                raise SettingFileError(
+                    f"{name} and {name}_FILE are both set (environment, .env or "
+                    "arguments): keep one"
+                )
+            values[name] = read_setting_file(name, path)
+        return values
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -73,12 +155,10 @@ class Settings(BaseSettings):
     # names its key (`kid`); a previous key still verifies the tokens it signed.
     SECRET_KEY_PREVIOUS: Annotated[list[SecretStr], NoDecode] = []
     JWT_ALGORITHM: Algorithm = "HS256"
-    # EdDSA: the Ed25519 private key as PEM, in the variable or in a file; the
-    # public keys of retired ones (PEM blocks), likewise.
+    # EdDSA: the Ed25519 private key as PEM (or JWT_PRIVATE_KEY_FILE, as any
+    # setting: SettingFiles); the public keys of retired ones (PEM blocks).
     JWT_PRIVATE_KEY: SecretStr | None = None
-    JWT_PRIVATE_KEY_FILE: Path | None = None
     JWT_PUBLIC_KEYS_PREVIOUS: str = ""
-    JWT_PUBLIC_KEYS_PREVIOUS_FILE: Path | None = None
     # False only while tokens issued before key ids existed must keep working:
     # a token without a kid is then checked against the HMAC keys (HS256).
     JWT_REQUIRE_KID: bool = True
@@ -136,6 +216,21 @@ class Settings(BaseSettings):
     # Larger request bodies get 413 (Traefik applies the same variable in the stack).
     MAX_REQUEST_BODY_BYTES: int = Field(default=1_048_576, ge=1)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        assert isinstance(init_settings, InitSettingsSource)
+        assert isinstance(env_settings, EnvSettingsSource)
+        assert isinstance(dotenv_settings, EnvSettingsSource)
+        files = SettingFiles(settings_cls, init_settings, env_settings, dotenv_settings)
+        return files, init_settings, env_settings, dotenv_settings, file_secret_settings
+
     @field_validator("BACKEND_CORS_ORIGINS", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -163,10 +258,11 @@ class Settings(BaseSettings):
         return self
 
     def _read_keyring(self) -> KeyRing:
-        private_pem = _value_or_file(self, "JWT_PRIVATE_KEY")
+        private_key = self.JWT_PRIVATE_KEY
+        private_pem = private_key.get_secret_value() if private_key is not None else ""
         if private_pem and self.JWT_ALGORITHM != "EdDSA":
             raise UnusableKey("JWT_PRIVATE_KEY is set but JWT_ALGORITHM is not EdDSA")
-        public_pem = _value_or_file(self, "JWT_PUBLIC_KEYS_PREVIOUS")
+        public_pem = self.JWT_PUBLIC_KEYS_PREVIOUS
         return build_keyring(
             algorithm=self.JWT_ALGORITHM,
             secret=self.SECRET_KEY.get_secret_value(),
@@ -182,7 +278,11 @@ class Settings(BaseSettings):
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """model_copy runs no validator: the copy reads its own keys, so a copy with
-        other key settings never signs or verifies with the original's."""
+        other key settings never signs or verifies with the original's. It reads no
+        NAME_FILE either (that is loading): settings only, or it would be a no-op."""
+        unknown = sorted(set(update or {}) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(f"model_copy updates settings only, not {unknown}")
         copy = super().model_copy(update=update, deep=deep)
         copy._keyring = copy._read_keyring()
         return copy
@@ -233,21 +333,6 @@ class Settings(BaseSettings):
             port=self.postgres_port,
             database=self.POSTGRES_DB,
         )
-
-
-def _value_or_file(settings: Settings, name: str) -> str:
-    """A PEM setting given inline (`NAME`) or as a file path (`NAME_FILE`), not both."""
-    inline = getattr(settings, name)
-    path: Path | None = getattr(settings, f"{name}_FILE")
-    text = inline.get_secret_value() if isinstance(inline, SecretStr) else inline or ""
-    if path is None:
-        return str(text)
-    if text:
-        raise UnusableKey(f"set {name} or {name}_FILE, not both")
-    try:
-        return path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UnusableKey(f"{name}_FILE: cannot read {path}: {exc}") from exc
 
 
 def split_host_port(value: str) -> tuple[str, int]:

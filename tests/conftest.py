@@ -103,6 +103,17 @@ async def app_with(settings: Settings, **overrides: Any) -> AsyncIterator[FastAP
         yield application
 
 
+@asynccontextmanager
+async def app_loaded(postgres: EmbeddedPostgres, **values: Any) -> AsyncIterator[FastAPI]:
+    """Another app on the same test database whose settings load afresh, as at a
+    restart: unlike app_with's copy, every NAME_FILE is read again."""
+    from app.main import create_app
+
+    application = create_app(make_settings(postgres, **values))
+    async with LifespanManager(application):
+        yield application
+
+
 @pytest.fixture(autouse=True)
 async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     yield

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from app.config import Settings
 from app.signing_keys import hmac_kid, jwk_thumbprint
+from devtools.embedded_postgres import EmbeddedPostgres
 from tests.auth.keys import (
     NEW_SECRET,
     OLD_SECRET,
@@ -22,7 +23,16 @@ from tests.auth.keys import (
     private_pem,
     public_pem,
 )
-from tests.conftest import CLIENT_ADDRESS, PASSWORD, app_with, client_at, login, me, register
+from tests.conftest import (
+    CLIENT_ADDRESS,
+    PASSWORD,
+    app_loaded,
+    app_with,
+    client_at,
+    login,
+    me,
+    register,
+)
 from tests.security.forge import claims_of, forge
 
 REFUSED = (401, "Bearer", {"detail": "Could not validate credentials"})
@@ -127,13 +137,14 @@ def verified_by_another_service(token: str, jwks: dict[str, Any], settings: Sett
 
 
 async def test_rotating_the_ed25519_key_files_keeps_everyone_logged_in(
-    app: FastAPI, settings: Settings, tmp_path: Path
+    app: FastAPI, settings: Settings, postgres: EmbeddedPostgres, tmp_path: Path
 ) -> None:
+    """Each step restarts the app (app_loaded), which reads the key files again."""
     old, new = ed25519_key("rotation old"), ed25519_key("rotation new")
     key_file, retired_file = tmp_path / "jwt-key.pem", tmp_path / "jwt-retired.pem"
     key_file.write_text(private_pem(old))
     signing_with_the_file = {"JWT_ALGORITHM": "EdDSA", "JWT_PRIVATE_KEY_FILE": key_file}
-    async with app_with(settings, **signing_with_the_file) as before:
+    async with app_loaded(postgres, **signing_with_the_file) as before:
         held = await issued_before(before)
         published_before = await jwks_of(before)
     old_kid, new_kid = jwk_thumbprint(old.public_key()), jwk_thumbprint(new.public_key())
@@ -144,7 +155,7 @@ async def test_rotating_the_ed25519_key_files_keeps_everyone_logged_in(
     retired_file.write_text(public_pem(old))
     key_file.write_text(private_pem(new))
     rotated = {**signing_with_the_file, "JWT_PUBLIC_KEYS_PREVIOUS_FILE": retired_file}
-    async with app_with(settings, **rotated) as during:
+    async with app_loaded(postgres, **rotated) as during:
         new_access = await assert_old_tokens_still_work(during, held, new_kid)
         published = await jwks_of(during)
     assert [key["kid"] for key in published["keys"]] == [new_kid, old_kid]
@@ -155,7 +166,7 @@ async def test_rotating_the_ed25519_key_files_keeps_everyone_logged_in(
 
     # Step 2, after REFRESH_TOKEN_TTL: the retired file emptied.
     retired_file.write_text("")
-    async with app_with(settings, **rotated) as after:
+    async with app_loaded(postgres, **rotated) as after:
         await assert_old_tokens_refused(after, held, new_access)
         assert [key["kid"] for key in (await jwks_of(after))["keys"]] == [new_kid]
 

@@ -113,18 +113,7 @@ UNUSABLE = {
         "exactly one PEM private key",
     ),
     "a private key with HS256": ({"JWT_PRIVATE_KEY": private_pem(KEY)}, "JWT_ALGORITHM"),
-    "the key inline and in a file": (
-        {
-            "JWT_ALGORITHM": "EdDSA",
-            "JWT_PRIVATE_KEY": private_pem(KEY),
-            "JWT_PRIVATE_KEY_FILE": "k",
-        },
-        "not both",
-    ),
-    "a key file that does not exist": (
-        {"JWT_ALGORITHM": "EdDSA", "JWT_PRIVATE_KEY_FILE": "/nonexistent/key.pem"},
-        "JWT_PRIVATE_KEY_FILE: cannot read /nonexistent/key.pem",
-    ),
+    # A key file both set and inline, or unreadable: tests/config/test_setting_files.py
     "a private key among the retired public keys": (
         {"JWT_PUBLIC_KEYS_PREVIOUS": private_pem(RETIRED)},
         "JWT_PUBLIC_KEYS_PREVIOUS must hold public keys only",
