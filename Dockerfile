@@ -29,6 +29,11 @@ COPY alembic.ini gunicorn.conf.py ./
 COPY migrations ./migrations
 COPY app ./app
 RUN python -m compileall -q app migrations
+# The source revision the image was built from (scripts/stack.sh passes git's
+# commit): `docker inspect` then tells which release a container runs. Last, so
+# a new revision reuses every layer above.
+ARG APP_REVISION=unknown
+LABEL org.opencontainers.image.revision=${APP_REVISION}
 # Numeric, so Kubernetes' runAsNonRoot and `docker run --user` checks can verify it.
 USER 10001:10001
 EXPOSE 8000

@@ -31,6 +31,9 @@ done
 start=$SECONDS
 log "validating the compose configuration"
 docker compose --env-file "$ENV_FILE" config --quiet
-# Build, migrate (one-shot service), start, wait for healthchecks and HTTPS.
-scripts/stack.sh up
+# First deploy: build, migrate (one-shot service), start, wait for healthchecks
+# and HTTPS. Later ones: the new release starts beside the running one, which is
+# retired once Traefik routes to the new containers; no request is dropped, and
+# a release that is not healthy in time is removed again (README, Deploying).
+scripts/stack.sh deploy
 log "deployed in $((SECONDS - start))s"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The compose stack's day-to-day tasks, called by the Makefile:
 #   scripts/stack.sh up              certificates if local, build, start, wait, print the URL
+#   scripts/stack.sh deploy          up, or a new release beside the running one, then the old retired
 #   scripts/stack.sh migrate         alembic upgrade head (stack running: in it; else locally)
 #   scripts/stack.sh superuser       create FIRST_SUPERUSER_* if missing (idempotent)
 #   scripts/stack.sh backup          pg_dump -Fc to $BACKUP_DIR/<UTC time>.dump (default backups/)
@@ -38,6 +39,9 @@ load_env() {
     DOMAIN="${DOMAIN:-stack.localhost}"
     CERT_RESOLVER="${CERT_RESOLVER:-}"
     LOCAL_CERTS_DIR="${LOCAL_CERTS_DIR:-./.local/certs}"
+    # The image's org.opencontainers.image.revision label (Dockerfile).
+    APP_REVISION="${APP_REVISION:-$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)}"
+    export APP_REVISION
 }
 
 # Refuse settings that would start a broken or unsafe stack.
@@ -143,29 +147,38 @@ stack_running() {
     [[ -n "$("${COMPOSE[@]}" ps --status running --quiet "$1" 2>/dev/null)" ]]
 }
 
-# Healthy containers are not enough: wait until a client gets a healthy answer
-# through Traefik, over HTTPS with the certificate verified for DOMAIN (a new
-# ACME certificate can take a moment). Reaches this machine's published port
-# without DNS, unless HEALTH_CHECK_ADDRESS says where DOMAIN lives.
-wait_for_https() {
-    local port="${HTTPS_PORT:-443}" address url body deadline
+# Sets CHECK_ORIGIN (https://DOMAIN:port) and CHECK_CURL (curl and its options)
+# for requests through Traefik as a client sends them, certificate verified.
+# Reaches this machine's published port without DNS, unless
+# HEALTH_CHECK_ADDRESS says where DOMAIN lives.
+https_check_setup() {
+    local port="${HTTPS_PORT:-443}" address
     address="${HEALTH_CHECK_ADDRESS:-${BIND_ADDRESS:-127.0.0.1}}"
     [[ "$address" != 0.0.0.0 ]] || address=127.0.0.1
-    url="https://${DOMAIN}:${port}/api/health/ready"
-    local args=(--silent --show-error --fail --max-time 5 --resolve "${DOMAIN}:${port}:${address}")
+    CHECK_ORIGIN="https://${DOMAIN}:${port}"
+    CHECK_CURL=(curl --silent --show-error --fail --max-time 5 --resolve "${DOMAIN}:${port}:${address}")
     if [[ "${HEALTH_CHECK_INSECURE:-false}" == true ]]; then
-        args+=(--insecure)
+        CHECK_CURL+=(--insecure)
     elif [[ -n "$CERT_RESOLVER" && "${ACME_CA_SERVER:-}" == *acme-staging* ]]; then
         log "Let's Encrypt staging: its certificates are untrusted by design, not verifying"
-        args+=(--insecure)
+        CHECK_CURL+=(--insecure)
     elif [[ -n "${HEALTH_CHECK_CA_FILE:-}" ]]; then
-        args+=(--cacert "$HEALTH_CHECK_CA_FILE")
+        CHECK_CURL+=(--cacert "$HEALTH_CHECK_CA_FILE")
     elif [[ -z "$CERT_RESOLVER" ]]; then
-        args+=(--cacert "$LOCAL_CERTS_DIR/ca.crt")
+        CHECK_CURL+=(--cacert "$LOCAL_CERTS_DIR/ca.crt")
     fi
+}
+
+# Healthy containers are not enough: wait until a client gets a healthy answer
+# through Traefik, over HTTPS with the certificate verified for DOMAIN (a new
+# ACME certificate can take a moment).
+wait_for_https() {
+    local url body deadline
+    https_check_setup
+    url="${CHECK_ORIGIN}/api/health/ready"
     log "waiting for $url (verified HTTPS through Traefik, up to ${WAIT_TIMEOUT}s)"
     deadline=$((SECONDS + WAIT_TIMEOUT))
-    until body="$(curl "${args[@]}" "$url" 2>&1)"; do
+    until body="$("${CHECK_CURL[@]}" "$url" 2>&1)"; do
         if ((SECONDS >= deadline)); then
             "${COMPOSE[@]}" logs --tail=30 traefik app >&2 || true
             die "$url did not answer healthy over verified HTTPS: $body"
@@ -195,6 +208,186 @@ cmd_up() {
     "${COMPOSE[@]}" ps
     log "ready: $(public_url)/docs"
     [[ -n "$CERT_RESOLVER" ]] || print_trust_hint
+}
+
+# --- Deploying a new release without dropping a request (`make deploy`) ---------
+# Nothing serving yet: `up`, as above. Otherwise the app's containers are
+# replaced, never recreated in place (which fails the requests in flight and the
+# ones sent before the new container is healthy): build and tag the release,
+# migrate (the running release keeps serving on the migrated schema, so a
+# migration must stay compatible with it), start as many new containers beside
+# the old ones, wait until Docker reports them healthy and Traefik sends them
+# requests, then stop the old ones one at a time (SIGTERM: each leaves Traefik's
+# rotation, then drains; gunicorn.conf.py). A release that is not healthy within
+# WAIT_TIMEOUT is removed again and the old containers serve on.
+
+# Traefik's docker provider applies a container's exit within 2 s: a replica
+# stopped before that can be put back in rotation while it drains (README).
+PROVIDER_SETTLE_SECONDS=3
+
+# name:tag (or name@digest) -> name: a registry's port is not a tag.
+image_repository() {
+    local ref="${1%%@*}"
+    [[ "${ref##*/}" != *:* ]] || ref="${ref%:*}"
+    printf '%s\n' "$ref"
+}
+
+# Reads `docker compose config --format json` (stdin), prints the app's image.
+app_image_of_config() {
+    "${PYTHON:-python3}" -c 'import json, sys; print(json.load(sys.stdin)["services"]["app"]["image"])'
+}
+
+# The traefik.* labels, sorted: from compose's config of the app (stdin) or, with
+# `container`, from `docker inspect` of a container (stdin).
+traefik_labels() {
+    "${PYTHON:-python3}" -c '
+import json, sys
+data = json.load(sys.stdin)
+labels = data[0]["Config"]["Labels"] if sys.argv[1:] == ["container"] else data["services"]["app"]["labels"]
+print(json.dumps({k: v for k, v in sorted(labels.items()) if k.startswith("traefik.")}))
+' "$@"
+}
+
+# Until every container is healthy. Prints why and fails as soon as one exits,
+# restarts or turns unhealthy, or when WAIT_TIMEOUT has passed.
+wait_healthy() {
+    local deadline=$((SECONDS + WAIT_TIMEOUT)) id status restarts health waiting=()
+    while :; do
+        waiting=()
+        for id in "$@"; do
+            read -r status restarts health < <(docker inspect --format \
+                '{{.State.Status}} {{.RestartCount}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id")
+            if ((restarts > 0)) || [[ "$status" == exited || "$status" == dead ]]; then
+                printf 'container %s exited at start (%s restart(s)); its last lines: %s\n' \
+                    "${id:0:12}" "$restarts" "$(docker logs --tail 3 "$id" 2>&1 | tr '\n' ' ')"
+                return 1
+            elif [[ "${health:-}" == unhealthy ]]; then
+                printf 'container %s is unhealthy (its healthcheck fails); its last lines: %s\n' \
+                    "${id:0:12}" "$(docker logs --tail 3 "$id" 2>&1 | tr '\n' ' ')"
+                return 1
+            elif [[ "$status" != running || "${health:-healthy}" != healthy ]]; then
+                waiting+=("${id:0:12}")
+            fi
+        done
+        ((${#waiting[@]})) || return 0
+        if ((SECONDS >= deadline)); then
+            printf 'container(s) %s not healthy within %ss (WAIT_TIMEOUT)\n' "${waiting[*]}" "$WAIT_TIMEOUT"
+            return 1
+        fi
+        sleep 1
+    done
+}
+
+# Until Traefik sends requests to every one of these containers: its own view
+# (Docker's health, then its health check of the drain probe), read in its
+# access log, where each request names the backend that answered it.
+wait_routed() {
+    local deadline=$((SECONDS + WAIT_TIMEOUT)) traefik probe since seen id address missing i
+    traefik="$("${COMPOSE[@]}" ps --quiet traefik | head -n 1)"
+    probe="deploy-$(date +%s)-$RANDOM"
+    since=$(($(date +%s) - 1))
+    while :; do
+        for ((i = 0; i < 3 * $#; i++)); do
+            "${CHECK_CURL[@]}" --output /dev/null "${CHECK_ORIGIN}/api/health/ready?probe=$probe" 2>/dev/null || true
+        done
+        seen="$(docker logs --since "$since" "$traefik" 2>&1 | grep -F "$probe" | grep -oE '"ServiceAddr": ?"[^"]*"' || true)"
+        missing=()
+        for id in "$@"; do
+            for address in $(docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$id"); do
+                [[ "$seen" != *"\"$address:"* ]] || continue 2
+            done
+            missing+=("${id:0:12}")
+        done
+        ((${#missing[@]})) || return 0
+        if ((SECONDS >= deadline)); then
+            printf 'Traefik sent no request to %s within %ss (WAIT_TIMEOUT)\n' "${missing[*]}" "$WAIT_TIMEOUT"
+            return 1
+        fi
+        sleep 1
+    done
+}
+
+# Stop (SIGTERM: out of Traefik's rotation, then drained) and remove, one at a time.
+retire() {
+    local id first=1
+    for id in "$@"; do
+        ((first)) || sleep "$PROVIDER_SETTLE_SECONDS"
+        first=0
+        docker stop "$id" >/dev/null # returns once it exited (stop_grace_period at most)
+        docker rm "$id" >/dev/null
+        log "  stopped and removed ${id:0:12}"
+    done
+}
+
+cmd_deploy() {
+    load_env
+    if ! stack_running app || ! stack_running traefik; then
+        log "no release serving: starting the whole stack"
+        cmd_up
+        return
+    fi
+    check_settings
+    [[ -n "$CERT_RESOLVER" ]] || local_certs
+    https_check_setup
+    local started=$SECONDS config image previous release old=() new=() services=() reason migrate status
+    config="$("${COMPOSE[@]}" config --format json app)"
+    image="$(app_image_of_config <<<"$config")"
+    mapfile -t old < <("${COMPOSE[@]}" ps --all --quiet app)
+    previous="$(docker inspect --format '{{.Image}}' "${old[0]}")"
+    if [[ "$(traefik_labels <<<"$config")" != "$(docker inspect "${old[0]}" | traefik_labels container)" ]]; then
+        # Two containers of one Traefik service with different routers conflict,
+        # and Traefik then drops the router: nothing would be served meanwhile.
+        log "the app's Traefik labels change (DOMAIN, CERT_RESOLVER...): recreating, with a short interruption"
+        cmd_up
+        return
+    fi
+
+    log "building $image (revision $APP_REVISION)"
+    "${COMPOSE[@]}" build app
+    release="$(docker image inspect --format '{{.Id}}' "$image")"
+    docker tag "$release" "$(image_repository "$image"):${release:7:12}"
+    log "release $(image_repository "$image"):${release:7:12}; running: ${previous:7:12}"
+
+    # The other services change only when their settings do (then they are
+    # recreated: compose cannot replace Traefik or Postgres without a pause).
+    mapfile -t services < <("${COMPOSE[@]}" config --services | grep -vxE 'app|migrate')
+    if ! "${COMPOSE[@]}" up --detach --wait --wait-timeout "$WAIT_TIMEOUT" --no-deps --remove-orphans "${services[@]}"; then
+        docker tag "$previous" "$image"
+        die "${services[*]} did not become healthy (see above); the app was not changed"
+    fi
+
+    log "migrating with the new release (the running one keeps serving)"
+    "${COMPOSE[@]}" up --detach --no-deps migrate
+    migrate="$("${COMPOSE[@]}" ps --all --quiet migrate)"
+    status="$(docker wait "$migrate")"
+    if [[ "$status" != 0 ]]; then
+        docker tag "$previous" "$image"
+        die "migrations did not run, the running release serves on: $(docker logs --tail 1 "$migrate" 2>&1)"
+    fi
+
+    log "starting ${#old[@]} new app container(s) beside the running ones"
+    "${COMPOSE[@]}" up --detach --no-deps --no-recreate --scale "app=$((2 * ${#old[@]}))" app || true
+    mapfile -t new < <(comm -13 <(printf '%s\n' "${old[@]}" | sort) \
+        <("${COMPOSE[@]}" ps --all --quiet app | sort))
+    # Empty once every new container is healthy and routed to, else why not.
+    reason=""
+    if ((${#new[@]} != ${#old[@]})); then
+        reason="compose started ${#new[@]} new container(s), not ${#old[@]} (see above)"
+    elif ! reason="$(wait_healthy "${new[@]}")" || ! reason="$(wait_routed "${new[@]}")"; then
+        reason="${reason:-the new containers could not be inspected}"
+    fi
+    if [[ -n "$reason" ]]; then
+        log "the new release failed: $reason"
+        log "removing its containers; the running release serves on"
+        retire "${new[@]}"
+        docker tag "$previous" "$image"
+        die "deploy failed, release ${release:7:12} removed, ${previous:7:12} still serving: $reason"
+    fi
+    log "Traefik routes to the new containers after $((SECONDS - started))s: retiring the old ones"
+    retire "${old[@]}"
+    wait_for_https
+    "${COMPOSE[@]}" ps app
+    log "deployed ${release:7:12} on ${#new[@]} container(s) in $((SECONDS - started))s, no request dropped"
 }
 
 # Migrations and the superuser both come from `python -m app.prestart`, which
@@ -247,12 +440,13 @@ main() {
     shift || true
     case "$cmd" in
         up) cmd_up ;;
+        deploy) cmd_deploy ;;
         migrate | superuser) cmd_prestart ;;
         backup) cmd_backup ;;
         restore) cmd_restore "$@" ;;
         local-certs) load_env; local_certs; print_trust_hint ;;
         trust-ca) cmd_trust_ca "$@" ;;
-        *) die "usage: $0 up|migrate|superuser|backup|restore FILE|local-certs|trust-ca [FILE]" ;;
+        *) die "usage: $0 up|deploy|migrate|superuser|backup|restore FILE|local-certs|trust-ca [FILE]" ;;
     esac
 }
 
