@@ -16,6 +16,7 @@ from app.config import SettingFileError, Settings
 from app.signing_keys import hmac_kid, jwk_thumbprint
 from devtools.embedded_postgres import EmbeddedPostgres
 from tests.auth.keys import NEW_SECRET, OLD_SECRET, ed25519_key, private_pem, public_pem
+from tests.config import settings
 from tests.conftest import (
     CLIENT_ADDRESS,
     SPECIAL_PASSWORD,
@@ -27,18 +28,6 @@ from tests.conftest import (
 
 KEY = ed25519_key("setting files")
 RETIRED = ed25519_key("setting files retired")
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test states its own settings; none leak in from the environment."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(f"{name}_FILE", raising=False)
-
-
-def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
 def secret_file(tmp_path: Path, content: str | bytes, name: str = "secret") -> Path:

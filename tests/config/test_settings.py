@@ -5,19 +5,9 @@ import pytest
 from pydantic import ValidationError
 
 from app.config import EXAMPLE_SECRET_KEY, Settings, split_host_port
+from tests.config import settings
 
 GOOD_KEY = "k" * 48
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test states its own settings; none leak in from the environment."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name, raising=False)
-
-
-def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
 def test_defaults_match_the_documented_ones() -> None:

@@ -10,9 +10,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr, ValidationError
 
-from app.config import EXAMPLE_SECRET_KEY, Settings
+from app.config import EXAMPLE_SECRET_KEY
 from app.signing_keys import EDDSA, HS256, hmac_kid, jwk_thumbprint
 from tests.auth.keys import NEW_SECRET, OLD_SECRET, ed25519_key, private_pem, public_pem
+from tests.config import settings
 
 KEY = ed25519_key("settings")
 RETIRED = ed25519_key("settings retired")
@@ -25,16 +26,6 @@ EC_KEY_PEM = (
     )
     .decode()
 )
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name, raising=False)
-
-
-def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
 def test_hs256_signs_with_the_secret_and_verifies_the_previous_ones() -> None:
