@@ -319,6 +319,25 @@ retire() {
     done
 }
 
+# How many new containers may run beside the `running` ones (at most as many):
+# every container may open WEB_CONCURRENCY x (DB_POOL_SIZE + DB_MAX_OVERFLOW +
+# DB_READ_POOL_SIZE) connections (defaults as in compose.yaml and app/config.py),
+# and a pool keeps what a burst opened, so a surge past Postgres' max_connections
+# (less 3 for migrations and psql) would fail requests with "too many clients".
+surge_capacity() {
+    local running="$1" per_container max_connections fit
+    per_container=$((${WEB_CONCURRENCY:-2} * (${DB_POOL_SIZE:-10} + ${DB_MAX_OVERFLOW:-0} + ${DB_READ_POOL_SIZE:-10})))
+    max_connections="$("${COMPOSE[@]}" exec -T db \
+        psql -U "${POSTGRES_USER:-app}" -d "${POSTGRES_DB:-app}" -Atc 'SHOW max_connections' || true)"
+    if [[ ! "$max_connections" =~ ^[0-9]+$ ]]; then
+        log "warning: could not read Postgres' max_connections, assuming its default (100)" >&2
+        max_connections=100
+    fi
+    fit=$(((max_connections - 3) / per_container - running))
+    ((fit < running)) || fit=$running
+    printf '%s %s %s\n' "$fit" "$per_container" "$max_connections"
+}
+
 cmd_deploy() {
     load_env
     if ! stack_running app || ! stack_running traefik; then
@@ -330,6 +349,7 @@ cmd_deploy() {
     [[ -n "$CERT_RESOLVER" ]] || local_certs
     https_check_setup
     local started=$SECONDS config image previous release old=() new=() services=() reason migrate status
+    local surge per_container max_connections count retired=0 running=()
     config="$("${COMPOSE[@]}" config --format json app)"
     image="$(app_image_of_config <<<"$config")"
     mapfile -t old < <("${COMPOSE[@]}" ps --all --quiet app)
@@ -340,6 +360,10 @@ cmd_deploy() {
         log "the app's Traefik labels change (DOMAIN, CERT_RESOLVER...): recreating, with a short interruption"
         cmd_up
         return
+    fi
+    read -r surge per_container max_connections < <(surge_capacity "${#old[@]}")
+    if ((surge < 1)); then
+        die "a new container beside the ${#old[@]} running needs $(((${#old[@]} + 1) * per_container)) database connections (each may open $per_container), Postgres allows $max_connections: lower WEB_CONCURRENCY or the DB pools, or raise max_connections, or deploy with a short interruption (make up). Nothing was changed"
     fi
 
     log "building $image (revision $APP_REVISION)"
@@ -365,29 +389,39 @@ cmd_deploy() {
         die "migrations did not run, the running release serves on: $(docker logs --tail 1 "$migrate" 2>&1)"
     fi
 
-    log "starting ${#old[@]} new app container(s) beside the running ones"
-    "${COMPOSE[@]}" up --detach --no-deps --no-recreate --scale "app=$((2 * ${#old[@]}))" app || true
-    mapfile -t new < <(comm -13 <(printf '%s\n' "${old[@]}" | sort) \
-        <("${COMPOSE[@]}" ps --all --quiet app | sort))
-    # Empty once every new container is healthy and routed to, else why not.
-    reason=""
-    if ((${#new[@]} != ${#old[@]})); then
-        reason="compose started ${#new[@]} new container(s), not ${#old[@]} (see above)"
-    elif ! reason="$(wait_healthy "${new[@]}")" || ! reason="$(wait_routed "${new[@]}")"; then
-        reason="${reason:-the new containers could not be inspected}"
-    fi
-    if [[ -n "$reason" ]]; then
-        log "the new release failed: $reason"
-        log "removing its containers; the running release serves on"
-        retire "${new[@]}"
-        docker tag "$previous" "$image"
-        die "deploy failed, release ${release:7:12} removed, ${previous:7:12} still serving: $reason"
-    fi
-    log "Traefik routes to the new containers after $((SECONDS - started))s: retiring the old ones"
-    retire "${old[@]}"
+    # In batches of `surge` (all at once when the database can hold twice the
+    # containers): start new ones, wait until they serve, retire as many old ones.
+    while ((retired < ${#old[@]})); do
+        count=$((${#old[@]} - retired < surge ? ${#old[@]} - retired : surge))
+        mapfile -t running < <("${COMPOSE[@]}" ps --all --quiet app)
+        log "starting $count new app container(s) beside the ${#running[@]} running"
+        "${COMPOSE[@]}" up --detach --no-deps --no-recreate --scale "app=$((${#running[@]} + count))" app || true
+        mapfile -t new < <(comm -13 <(printf '%s\n' "${running[@]}" | sort) \
+            <("${COMPOSE[@]}" ps --all --quiet app | sort))
+        # Empty once every new container is healthy and routed to, else why not.
+        reason=""
+        if ((${#new[@]} != count)); then
+            reason="compose started ${#new[@]} new container(s), not $count (see above)"
+        elif ! reason="$(wait_healthy "${new[@]}")" || ! reason="$(wait_routed "${new[@]}")"; then
+            reason="${reason:-the new containers could not be inspected}"
+        fi
+        if [[ -n "$reason" ]]; then
+            log "the new release failed: $reason"
+            log "removing its container(s) that failed"
+            retire "${new[@]}"
+            if ((retired == 0)); then
+                docker tag "$previous" "$image"
+                die "deploy failed, release ${release:7:12} removed, ${previous:7:12} still serving: $reason"
+            fi
+            die "deploy stopped half-way: $retired new and $((${#old[@]} - retired)) old container(s) serve; make deploy again: $reason"
+        fi
+        log "Traefik routes to the new container(s) after $((SECONDS - started))s: retiring as many old ones"
+        retire "${old[@]:retired:count}"
+        retired=$((retired + count))
+    done
     wait_for_https
     "${COMPOSE[@]}" ps app
-    log "deployed ${release:7:12} on ${#new[@]} container(s) in $((SECONDS - started))s, no request dropped"
+    log "deployed ${release:7:12} on ${#old[@]} container(s) in $((SECONDS - started))s, no request dropped"
 }
 
 # Migrations and the superuser both come from `python -m app.prestart`, which

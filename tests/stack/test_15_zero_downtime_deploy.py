@@ -1,13 +1,15 @@
 """`make deploy` of a new release on one host, under load: no client notices.
 
-Two replicas serve a steady load of reads and writes through Traefik while
-scripts/deploy.sh builds a changed image (another revision label: another image
-id), migrates, starts two new containers beside the old ones, waits until
-Traefik routes to them and retires the old ones one at a time. No request may
-fail, every acknowledged write must be in the database, and afterwards only the
-new containers serve. Then a broken release (one that exits at start, one that
-never turns ready) is deployed under the same load: the deploy fails, saying so,
-the broken containers never receive a request, and the old ones serve on.
+The app (one replica, as deployed) serves a steady load of reads and writes
+through Traefik while scripts/deploy.sh builds a changed image (another revision
+label: another image id), migrates, starts a new container beside the old one,
+waits until Traefik routes to it and retires the old one. No request may fail,
+every acknowledged write must be in the database, and afterwards only the new
+container serves. Then a broken release (one that exits at start, one that never
+turns ready) is deployed under the same load: the deploy fails, saying so, the
+broken containers never receive a request, and the old one serves on. Last, two
+replicas with the default pools: Postgres cannot hold one more beside them, and
+the deploy refuses before it changes anything.
 """
 
 import json
@@ -30,7 +32,10 @@ from tests.stack.conftest import (
 )
 from tests.stack.load import Load, figures, item_names_in_database, statuses, write_timeline
 
-REPLICAS = 2
+REPLICAS = 1
+# With the default pools a container may open 40 connections: Postgres (100)
+# holds no third one beside two.
+TOO_MANY_REPLICAS = 2
 BROKEN_OVERLAY = "tests/stack/releases/compose.broken.yaml"
 # Seconds the broken `unready` release is given to turn healthy (WAIT_TIMEOUT).
 BROKEN_WAIT_TIMEOUT = "20"
@@ -49,10 +54,10 @@ def load_user(configured_stack: Stack) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def replicated(configured_stack: Stack) -> Iterator[Stack]:
-    """The stack with REPLICAS app containers, scaled back to one afterwards."""
+    """The stack with REPLICAS app containers, and again afterwards."""
     scale(configured_stack, REPLICAS)
     yield configured_stack
-    scale(configured_stack, 1)
+    scale(configured_stack, REPLICAS)
 
 
 def scale(stack: Stack, replicas: int) -> None:
@@ -130,7 +135,7 @@ def test_deploying_a_new_release_fails_no_request(
     acknowledged = {o.item_name for o in outcomes if o.acknowledged}
     found = item_names_in_database(stack, prefix)
     record_figures(
-        "make deploy of a new release under load (2 replicas)",
+        "make deploy of a new release under load",
         {
             **figures(outcomes),
             "writes found": len(acknowledged & found),
@@ -219,3 +224,27 @@ def test_a_broken_release_never_takes_traffic_and_the_old_one_serves_on(
     # Traefik never sent a request anywhere but to the old containers.
     assert answering_addresses(stack, since) == {proxy_address(stack, c) for c in old}
     timed(f"make deploy of a broken release ({breakage}): refused", started)
+
+
+def test_a_deploy_the_database_cannot_hold_refuses_and_changes_nothing(replicated: Stack) -> None:
+    stack = replicated
+    started = time.monotonic()
+    scale(stack, TOO_MANY_REPLICAS)
+    try:
+        before = set(stack.container_ids("app"))
+        image = tagged_image(stack)
+        result = deploy(stack, APP_REVISION=f"e2e-{uuid.uuid4().hex[:12]}")
+        output = result.stdout + result.stderr
+        (ARTIFACTS / "deploy-refused.log").write_text(output)
+        assert result.returncode != 0, output[-4000:]
+        last_line = output.strip().splitlines()[-1]
+        assert "database connections" in last_line, last_line
+        assert "Nothing was changed" in last_line, last_line
+        assert "building" not in output, output[-4000:]
+        assert set(stack.compose("ps", "--all", "--quiet", "app").stdout.split()) == before
+        assert tagged_image(stack) == image
+        with stack.client() as client:
+            assert client.get("/api/health/ready").status_code == 200
+    finally:
+        scale(stack, REPLICAS)
+    timed("make deploy refused: no room in Postgres for a new container", started)
