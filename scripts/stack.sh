@@ -16,9 +16,6 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export ENV_FILE="${ENV_FILE:-.env}"
-# Compose builds through Bake when buildx is installed, and warns on every build
-# when it is not: the classic builder is what this project needs and tests.
-export COMPOSE_BAKE="${COMPOSE_BAKE:-false}"
 COMPOSE=(docker compose --env-file "$ENV_FILE")
 WAIT_TIMEOUT="${WAIT_TIMEOUT:-180}"
 
@@ -187,11 +184,21 @@ wait_for_https() {
     done
 }
 
+# Compose builds through BuildKit's Bake when the buildx plugin is installed; without
+# it (Debian's docker.io, for one) it warns at every build and uses its own builder.
+# COMPOSE_BAKE=false only trades that warning for a deprecation: say what it means.
+explain_builder() {
+    docker buildx version >/dev/null 2>&1 && return
+    log "docker buildx is not installed: compose builds with its own builder and warns that it" \
+        "\"is configured to build using Bake\" (harmless; install the buildx plugin to use BuildKit)"
+}
+
 cmd_up() {
     load_env
     check_settings
     [[ -n "$CERT_RESOLVER" ]] || local_certs
     log "building and starting (waiting up to ${WAIT_TIMEOUT}s for every service to be healthy)"
+    explain_builder
     if ! "${COMPOSE[@]}" up --detach --build --wait --wait-timeout "$WAIT_TIMEOUT" --remove-orphans; then
         "${COMPOSE[@]}" ps --all >&2 || true
         "${COMPOSE[@]}" logs --tail=40 >&2 || true
@@ -367,6 +374,7 @@ cmd_deploy() {
     fi
 
     log "building $image (revision $APP_REVISION)"
+    explain_builder
     "${COMPOSE[@]}" build app
     release="$(docker image inspect --format '{{.Id}}' "$image")"
     docker tag "$release" "$(image_repository "$image"):${release:7:12}"
