@@ -231,18 +231,12 @@ class Settings(BaseSettings):
         files = SettingFiles(settings_cls, init_settings, env_settings, dotenv_settings)
         return files, init_settings, env_settings, dotenv_settings, file_secret_settings
 
-    @field_validator("BACKEND_CORS_ORIGINS", mode="before")
+    @field_validator("BACKEND_CORS_ORIGINS", "SECRET_KEY_PREVIOUS", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
+        """A list in one variable: comma-separated, spaces and empty entries ignored."""
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
-        return value
-
-    @field_validator("SECRET_KEY_PREVIOUS", mode="before")
-    @classmethod
-    def _split_previous_keys(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
         return value
 
     @field_validator("POSTGRES_URL")
