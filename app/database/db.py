@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
+from app.database.schema_version import schema_problem
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -98,3 +99,11 @@ async def database_problem(engine: AsyncEngine) -> str | None:
 
 async def database_answers(engine: AsyncEngine) -> bool:
     return await database_problem(engine) is None
+
+
+async def schema_lag(engine: AsyncEngine) -> str | None:
+    """None when this release can serve the database's schema, else why not
+    (app/database/schema_version.py)."""
+    async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+        async with engine.connect() as connection:
+            return await schema_problem(connection)
