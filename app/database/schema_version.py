@@ -30,14 +30,18 @@ class Revisions:
 
 
 def _assigned_strings(path: Path) -> dict[str, str | None]:
+    """Module-level `name = "text"` (or `= None`) assignments, annotated or not."""
     values: dict[str, str | None] = {}
     for node in ast.parse(path.read_text(), filename=str(path)).body:
-        target = node.target if isinstance(node, ast.AnnAssign) else None
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-        value = getattr(node, "value", None)
-        if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
-            values[target.id] = value.value
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        elif isinstance(node, ast.Assign):
+            targets = node.targets
+        else:
+            continue
+        value = node.value.value if isinstance(node.value, ast.Constant) else ...
+        if isinstance(value, str) or value is None:
+            values.update({target.id: value for target in targets if isinstance(target, ast.Name)})
     return values
 
 
