@@ -34,7 +34,7 @@ def _assigned_strings(path: Path) -> dict[str, str | None]:
     values: dict[str, str | None] = {}
     for node in ast.parse(path.read_text(), filename=str(path)).body:
         if isinstance(node, ast.AnnAssign):
-            targets = [node.target]
+            targets: list[ast.expr] = [node.target]
         elif isinstance(node, ast.Assign):
             targets = node.targets
         else:
