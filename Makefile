@@ -112,6 +112,18 @@ restore: ## Restore the stack's database: make restore FILE=backups/<file>.dump
 deploy: ## Deploy with compose to the current docker context (what CI's deploy job runs)
 	scripts/deploy.sh
 
+.PHONY: deploy-swarm
+deploy-swarm: ## Deploy (or roll out a new release) on Docker Swarm: compose.yaml + compose.swarm.yaml
+	scripts/swarm.sh deploy
+
+.PHONY: swarm-ps
+swarm-ps: ## Show the swarm stack's services and tasks
+	scripts/swarm.sh ps
+
+.PHONY: swarm-down
+swarm-down: ## Remove the swarm stack (its volumes stay)
+	scripts/swarm.sh down
+
 .PHONY: test-stack
 test-stack: install ## End-to-end: real engine, Traefik, ACME CA, Postgres and Chromium
 	scripts/test-stack.sh

@@ -166,6 +166,10 @@ https_check_setup() {
     fi
 }
 
+show_logs() {
+    "${COMPOSE[@]}" logs --tail=30 "$@"
+}
+
 # Healthy containers are not enough: wait until a client gets a healthy answer
 # through Traefik, over HTTPS with the certificate verified for DOMAIN (a new
 # ACME certificate can take a moment).
@@ -177,7 +181,7 @@ wait_for_https() {
     deadline=$((SECONDS + WAIT_TIMEOUT))
     until body="$("${CHECK_CURL[@]}" "$url" 2>&1)"; do
         if ((SECONDS >= deadline)); then
-            "${COMPOSE[@]}" logs --tail=30 traefik app >&2 || true
+            show_logs traefik app >&2 || true
             die "$url did not answer healthy over verified HTTPS: $body"
         fi
         sleep 1
@@ -492,4 +496,7 @@ main() {
     esac
 }
 
-main "$@"
+# scripts/swarm.sh sources this file for its helpers.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi

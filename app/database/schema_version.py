@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 VERSIONS_DIR = Path(__file__).resolve().parents[2] / "migrations" / "versions"
@@ -62,10 +61,10 @@ def release_revisions(versions_dir: Path = VERSIONS_DIR) -> Revisions:
 async def schema_problem(connection: AsyncConnection) -> str | None:
     """None when this release can serve the database's schema, else why not."""
     revisions = release_revisions()
-    try:
-        result = await connection.execute(text("SELECT version_num FROM alembic_version"))
-    except ProgrammingError:  # no alembic_version table: never migrated
+    # Asked first, so that a database never migrated logs no error at every check.
+    if not await connection.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL")):
         return f"database not migrated yet (this release needs {revisions.head})"
+    result = await connection.execute(text("SELECT version_num FROM alembic_version"))
     current = {row[0] for row in result}
     if revisions.head in current or not current <= revisions.known:
         return None

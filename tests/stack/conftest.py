@@ -46,11 +46,17 @@ PASSWORD = "correct horse battery staple"
 _real_getaddrinfo = socket.getaddrinfo
 
 
+# Names a test maps elsewhere (the swarm's Traefik, reached at its task's address).
+ADDRESSES: dict[str, str] = {}
+
+
 def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     names = (DOMAIN, "localhost")
     # anyio (httpx's async clients) passes the name IDNA-encoded, as bytes.
     name = host.decode() if isinstance(host, bytes) else host
-    if isinstance(name, str) and any(name == n or name.endswith("." + n) for n in names):
+    if isinstance(name, str) and name in ADDRESSES:
+        host = ADDRESSES[name]
+    elif isinstance(name, str) and any(name == n or name.endswith("." + n) for n in names):
         host = "127.0.0.1"
     return _real_getaddrinfo(host, *args, **kwargs)
 
@@ -118,6 +124,7 @@ class Stack:
     settings: dict[str, str]
     env: dict[str, str] = field(default_factory=dict)
     root_ca: Path | None = None
+    domain: str = DOMAIN
 
     @property
     def env_file(self) -> Path:
@@ -138,7 +145,7 @@ class Stack:
         return run(["scripts/deploy.sh"], env=self.env, timeout=600)
 
     def url(self, path: str) -> str:
-        return f"https://{DOMAIN}{path}"
+        return f"https://{self.domain}{path}"
 
     def ssl_context(self) -> ssl.SSLContext:
         """Trusts the ACME CA's root only: a certificate from anywhere else fails."""
@@ -146,9 +153,16 @@ class Stack:
         return ssl.create_default_context(cafile=str(self.root_ca))
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(
-            base_url=f"https://{DOMAIN}", verify=self.ssl_context(), timeout=15, **kwargs
-        )
+        return httpx.Client(base_url=self.url(""), verify=self.ssl_context(), timeout=15, **kwargs)
+
+    def psql(self, query: str) -> str:
+        """A query's rows (unaligned, tuples only), by psql in the db container."""
+        # .env.example's names; the session's settings do not override them.
+        user = self.settings.get("POSTGRES_USER", "app")
+        database = self.settings.get("POSTGRES_DB", "app")
+        return self.compose(
+            "exec", "-T", "db", "psql", "-U", user, "-d", database, "-At", "-c", query
+        ).stdout
 
     def container_ids(self, service: str) -> list[str]:
         return self.compose("ps", "--quiet", service).stdout.split()

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from tests.stack.conftest import DOMAIN, Stack
+from tests.stack.conftest import Stack
 
 READ = "read"  # GET /api/items/: authenticated, one query
 WRITE = "write"  # POST /api/items/ with a unique name
@@ -109,7 +109,7 @@ class Load:
     async def _main(self) -> None:
         limits = httpx.Limits(max_connections=self.workers + 1)
         async with httpx.AsyncClient(
-            base_url=f"https://{DOMAIN}",
+            base_url=self.stack.url(""),
             verify=self.stack.ssl_context(),
             timeout=self.timeout,
             limits=limits,
@@ -202,15 +202,9 @@ def figures(outcomes: list[Outcome]) -> dict[str, Any]:
 def item_names_in_database(stack: Stack, prefix: str) -> set[str]:
     """Every item whose name starts with `prefix`, read with psql in the db container
     (not through the app under test)."""
-    # .env.example's names; the session's settings do not override them.
-    user = stack.settings.get("POSTGRES_USER", "app")
-    database = stack.settings.get("POSTGRES_DB", "app")
     assert re.fullmatch(r"[a-z0-9-]+", prefix), prefix  # the tests' own, safe to inline
     query = f"SELECT name FROM items WHERE name LIKE '{prefix}-%'"  # noqa: S608
-    result = stack.compose(
-        "exec", "-T", "db", "psql", "-U", user, "-d", database, "-At", "-c", query
-    )
-    return set(result.stdout.split())
+    return set(stack.psql(query).split())
 
 
 def write_timeline(path: Path, outcomes: list[Outcome], marks: dict[str, float]) -> None:
