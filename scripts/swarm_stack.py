@@ -81,7 +81,7 @@ class StackFile:
             if spec.pop(key, None) is not None:
                 self.notes.append(f"{name}: swarm services have no {key}; dropped")
         self._tmpfs_as_mounts(spec)
-        self._resources_as_strings(spec)
+        self._stack_file_types(spec)
         self._secrets_from_environment(name, spec)
         self._files_as_configs(name, spec)
         self._labels_on_the_service(spec)
@@ -90,13 +90,17 @@ class StackFile:
         return spec
 
     @staticmethod
-    def _resources_as_strings(spec: dict[str, Any]) -> None:
-        """compose writes cpus as a number; the stack file's schema wants a string."""
+    def _stack_file_types(spec: dict[str, Any]) -> None:
+        """compose writes cpus as a number and published ports as strings; the stack
+        file's schema wants the other way round."""
         resources = spec.get("deploy", {}).get("resources", {})
         for section in resources.values():
             for key in ("cpus", "memory"):
                 if key in section:
                     section[key] = str(section[key])
+        for port in spec.get("ports", []):
+            if "published" in port:
+                port["published"] = int(port["published"])
 
     @staticmethod
     def _tmpfs_as_mounts(spec: dict[str, Any]) -> None:

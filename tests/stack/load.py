@@ -29,6 +29,10 @@ from tests.stack.conftest import Stack
 READ = "read"  # GET /api/items/: authenticated, one query
 WRITE = "write"  # POST /api/items/ with a unique name
 READY = "ready"  # GET /api/health/ready: what Docker's healthcheck asks
+# The deploy tests' load: "a few hundred requests a second", half of them writes.
+# The load generator shares the 2 cores with the stack, so what it reaches is
+# recorded with the figures (`req/s`).
+DEPLOY_LOAD: dict[str, float] = {"workers": 24, "rate": 300.0}
 
 
 @dataclass(frozen=True)
@@ -188,8 +192,12 @@ def figures(outcomes: list[Outcome]) -> dict[str, Any]:
     """Requests sent and failed, writes acknowledged, latencies: for the record."""
     failed = [o for o in outcomes if not o.ok]
     latencies = sorted(o.seconds for o in outcomes)
+    span = max((o.started + o.seconds for o in outcomes), default=0.0) - min(
+        (o.started for o in outcomes), default=0.0
+    )
     return {
         "sent": len(outcomes),
+        "req/s": round(len(outcomes) / span, 1) if span > 0 else None,
         "failed": len(failed),
         "writes acknowledged": sum(o.acknowledged for o in outcomes),
         "statuses": statuses(outcomes),

