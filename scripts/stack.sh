@@ -59,6 +59,9 @@ check_settings() {
             ;;
         *) die "CERT_RESOLVER must be '' (local certificate) or 'letsencrypt', not '$CERT_RESOLVER'" ;;
     esac
+    if [[ ",${COMPOSE_PROFILES:-}," == *,mail-catcher,* && "${ENVIRONMENT:-local}" == production ]]; then
+        die "the mail catcher (COMPOSE_PROFILES=mail-catcher) is for development: it would swallow every mail and show them at https://mail.$DOMAIN. Remove it from COMPOSE_PROFILES and set SMTP_HOST to your provider (README, Email)"
+    fi
     if [[ "${TRAEFIK_DASHBOARD:-false}" == true && -z "${TRAEFIK_DASHBOARD_USERS:-}" ]]; then
         die "TRAEFIK_DASHBOARD=true needs TRAEFIK_DASHBOARD_USERS (htpasswd -nbB admin 'a-password')"
     fi

@@ -38,7 +38,7 @@ SECRET_SETTINGS = (
 # Keys swarm ignores or refuses: compose's build and start order (the deploy
 # builds first; readiness gates the order), restart (deploy.restart_policy
 # instead), and options swarm services lack.
-COMPOSE_ONLY = ("build", "depends_on", "restart", "container_name", "pull_policy")
+COMPOSE_ONLY = ("build", "depends_on", "restart", "container_name", "pull_policy", "profiles")
 UNSUPPORTED = ("security_opt", "shm_size")
 # Traefik polls the swarm (it cannot watch it): seconds between two looks.
 PROVIDER_REFRESH_SECONDS = 2

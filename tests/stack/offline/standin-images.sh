@@ -287,14 +287,27 @@ build_pebble() {
     build_context "$image" --build-arg "BASE=standin/debian:trixie"
 }
 
+# maildev/maildev:X.Y.Z -> the npm package maildev@X.Y.Z (the same software),
+# installed here with the host's npm (the registry is reachable; no compiler
+# needed: it is plain JavaScript) and copied into the image.
+build_maildev() {
+    local image="$1" tag="${1##*:}"
+    [[ "$tag" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "the maildev stand-in needs a version tag (X.Y.Z), not ${image}"
+    command -v npm >/dev/null || die "npm missing (Debian's npm package)"
+    ensure_base_image trixie
+    new_context maildev
+    npm install --silent --no-audit --no-fund --omit=dev --prefix "$WORKDIR" "maildev@${tag}" >/dev/null
+    build_context "$image" --build-arg "BASE=standin/debian:trixie"
+}
+
 # --- main ------------------------------------------------------------------
 
 kind_of() {
     local repo="${1%:*}"
     repo="${repo##*/}"
     case "$repo" in
-        python | postgres | traefik | pebble) echo "$repo" ;;
-        *) die "no stand-in for ${1} (known: python, postgres, traefik, pebble)" ;;
+        python | postgres | traefik | pebble | maildev) echo "$repo" ;;
+        *) die "no stand-in for ${1} (known: python, postgres, traefik, pebble, maildev)" ;;
     esac
 }
 

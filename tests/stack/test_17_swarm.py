@@ -164,6 +164,16 @@ def fetch_root(swarm: SwarmStack) -> None:
     swarm.root_ca = root
 
 
+def save_app_logs(swarm: SwarmStack) -> None:
+    """The app's replicas' logs, for the record. From the containers: `docker service
+    logs` can hang here once a task was killed."""
+    lines = []
+    for container in swarm.containers("app"):
+        logs = run(["docker", "logs", "--timestamps", container], check=False, timeout=30)
+        lines.append(f"=== {container[:12]}\n{logs.stdout}{logs.stderr}")
+    (ARTIFACTS / "swarm-app.log").write_text("\n".join(lines))
+
+
 @pytest.fixture(scope="module")
 def swarm(stack: Stack) -> Iterator[SwarmStack]:
     initialized = False
@@ -216,8 +226,7 @@ def swarm(stack: Stack) -> Iterator[SwarmStack]:
         swarm.env["HEALTH_CHECK_CA_FILE"] = str(swarm.root_ca)
         yield swarm
     finally:
-        logs = run(["docker", "service", "logs", "--timestamps", swarm.service("app")], check=False)
-        (ARTIFACTS / "swarm-app.log").write_text(logs.stdout + logs.stderr)
+        save_app_logs(swarm)
         started = time.monotonic()
         remove_stack(swarm)
         if initialized:

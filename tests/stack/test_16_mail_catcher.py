@@ -1,0 +1,147 @@
+"""Mail through the real stack: MailDev catches it, Chromium follows the link.
+
+The stack as a developer runs it for mail (COMPOSE_PROFILES=mail-catcher, the app's
+SMTP_HOST pointed at the `mailcatcher` service; ENVIRONMENT=staging, since the
+stack refuses the catcher in production): a password-recovery request through
+Traefik queues a mail, the app's sender delivers it over SMTP to MailDev, the
+test reads it through MailDev's REST API at https://mail.<DOMAIN> (routed by
+Traefik, with an ACME certificate), and Chromium opens the link in it, sets a
+new password on the app's page, after which the new password logs in and the old
+one does not. In production the catcher never runs: the deploy refuses it.
+"""
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.stack.conftest import (
+    ARTIFACTS,
+    DOMAIN,
+    Stack,
+    env_file_text,
+    register_user,
+    run,
+    timed,
+)
+from tests.stack.test_05_browser import CHROMIUM, CHROMIUM_ARGS, browser_home
+
+MAIL_SETTINGS = {
+    "ENVIRONMENT": "staging",
+    "COMPOSE_PROFILES": "mail-catcher",
+    "SMTP_HOST": "mailcatcher",
+    "SMTP_PORT": "1025",
+    "SMTP_SECURITY": "none",
+    "EMAILS_FROM": "FastAPI Stack <no-reply@fastapi-stack.test>",
+}
+MAIL_HOST = f"mail.{DOMAIN}"
+NEW_PASSWORD = "a brand new passphrase for e2e"
+LINK = re.compile(r"https://[^\s\"'<>]+/reset-password#token=[\w\-]+")
+
+
+@pytest.fixture(scope="module")
+def mail_stack(configured_stack: Stack) -> Iterator[Stack]:
+    stack = configured_stack
+    started = time.monotonic()
+    stack.env_file.write_text(env_file_text({**stack.settings, **MAIL_SETTINGS}))
+    stack.deploy()
+    timed("redeployed with the mail catcher (COMPOSE_PROFILES=mail-catcher)", started)
+    try:
+        yield stack
+    finally:
+        # Back to the session's settings (production): the catcher goes away.
+        started = time.monotonic()
+        stack.env_file.write_text(env_file_text(stack.settings))
+        stack.deploy()
+        stack.compose("rm", "--force", "--stop", "mailcatcher", check=False)
+        timed("redeployed without the mail catcher", started)
+
+
+def test_production_runs_no_catcher_and_refuses_one(configured_stack: Stack) -> None:
+    """Before this module's mail mode: the production stack has no catcher, and a
+    production deploy asking for one stops before changing anything."""
+    stack = configured_stack
+    assert stack.container_ids("mailcatcher") == []
+    asking = stack.workdir / "production-with-catcher.env"
+    asking.write_text(env_file_text({**stack.settings, "COMPOSE_PROFILES": "mail-catcher"}))
+    running = stack.container_ids("app")
+    result = run(["scripts/deploy.sh"], env={**stack.env, "ENV_FILE": str(asking)}, check=False)
+    assert result.returncode != 0
+    assert "the mail catcher (COMPOSE_PROFILES=mail-catcher) is for development" in result.stderr
+    assert stack.container_ids("app") == running
+    assert stack.container_ids("mailcatcher") == []
+
+
+def mails_to(stack: Stack, address: str) -> list[dict[str, Any]]:
+    with stack.client() as client:
+        response = client.get(f"https://{MAIL_HOST}/email")
+    assert response.status_code == 200, response.text
+    mails: list[dict[str, Any]] = response.json()
+    return [m for m in mails if any(to["address"] == address for to in m["to"])]
+
+
+def test_a_recovery_mail_reaches_the_catcher_and_chromium_resets_the_password(
+    mail_stack: Stack, tmp_path: Path
+) -> None:
+    stack = mail_stack
+    account = register_user(stack, "mail")
+    started = time.monotonic()
+    with stack.client() as client:
+        response = client.post("/api/auth/password-recovery", json={"email": account["email"]})
+    assert response.status_code == 202, response.text
+
+    def recovery_mail() -> dict[str, Any] | None:
+        found = [m for m in mails_to(stack, account["email"]) if "password" in m["subject"].lower()]
+        return found[0] if found else None
+
+    mail: dict[str, Any] = stack.wait_until(
+        "the recovery mail in MailDev", recovery_mail, timeout=60
+    )
+    timed("recovery requested -> mail in MailDev (SMTP from the app's sender)", started)
+    links = set(LINK.findall(mail.get("text") or "")) | set(LINK.findall(unescape(mail["html"])))
+    assert len(links) == 1, links
+    (link,) = links
+    assert link.startswith(f"https://{DOMAIN}/reset-password#token=")
+
+    from playwright.sync_api import expect, sync_playwright
+
+    home = browser_home(stack, tmp_path)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            env={**os.environ, "HOME": str(home)},
+        )
+        try:
+            page = browser.new_page()
+            opened = page.goto(link)
+            assert opened is not None
+            assert opened.status == 200
+            page.fill("#new-password", NEW_PASSWORD)
+            page.fill("#confirm-password", NEW_PASSWORD)
+            page.click("#submit")
+            try:
+                expect(page.locator("#status.done")).to_be_visible(timeout=15_000)
+            finally:
+                page.screenshot(path=str(ARTIFACTS / "reset-password.png"))
+        finally:
+            browser.close()
+
+    with stack.client() as client:
+        old = client.post(
+            "/api/token/", json={"email": account["email"], "password": account["password"]}
+        )
+        new = client.post("/api/token/", json={"email": account["email"], "password": NEW_PASSWORD})
+        # The reset ended every session: the registration's token is dead.
+        me = client.get(
+            "/api/users/me", headers={"Authorization": f"Bearer {account['access_token']}"}
+        )
+    assert old.status_code == 401, old.text
+    assert new.status_code == 200, new.text
+    assert me.status_code == 401, me.text
