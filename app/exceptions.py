@@ -53,6 +53,28 @@ class PermissionDenied(DomainError):
     detail = "Not enough privileges"
 
 
+class CsrfRejected(DomainError):
+    """A request authenticated by the access cookie that does not prove it comes
+    from the app's own pages (app/auth/csrf.py); nothing was done."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    detail = "CSRF token missing or invalid"
+
+
+class CsrfTokenMissing(CsrfRejected):
+    detail = (
+        "CSRF token missing: a request authenticated by cookie must send the "
+        "X-CSRF-Token header holding the __Host-csrf cookie's value"
+    )
+
+
+class CsrfTokenInvalid(CsrfRejected):
+    detail = (
+        "CSRF token invalid: the X-CSRF-Token header must equal the __Host-csrf "
+        "cookie, issued for this session"
+    )
+
+
 class NotFound(DomainError):
     status_code = status.HTTP_404_NOT_FOUND
     detail = "Not found"

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.auth.cookie_routes import cookie_router, document_cookie_auth
 from app.auth.routes import auth_router, token_router
 from app.config import Settings, get_settings
 from app.database.db import ConnectionHealth, create_engine, create_session_factory
@@ -33,6 +34,10 @@ Users own **items**; every request after login carries a bearer token.
    button above uses it: your email is the *username*.
 3. `POST /api/token/refresh` — when the access token expires, trade the refresh
    token for a new pair. Each refresh token works **once**.
+
+A browser app on this API's site may keep its session in cookies instead:
+`POST /api/auth/cookie/login` sets them (HttpOnly) and answers a CSRF token to
+send as `X-CSRF-Token` with every POST, PUT, PATCH and DELETE.
 
 Errors are JSON with a `detail`: a sentence for domain errors, a list of issues
 for `422`.
@@ -114,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         auth_router,
         token_router,
+        cookie_router,
         users.router,
         items.router,
         health.router,
@@ -122,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     add_docs(app)
     document_body_errors(app)
+    document_cookie_auth(app)
     return app
 
 
