@@ -83,6 +83,12 @@ OPERATIONS = [
     Operation("POST", "/api/token/verify", frozenset({401}), lambda c: {"token": c.access_token}),
     Operation(
         "POST",
+        "/api/auth/cookie/login",
+        frozenset({200, 401, 429}),
+        lambda caller: {"email": caller.email, "password": PASSWORD},
+    ),
+    Operation(
+        "POST",
         "/api/auth/logout",
         frozenset({204, 401}),
         lambda caller: {"refresh_token": caller.refresh_token},
