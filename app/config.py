@@ -7,6 +7,7 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     BeforeValidator,
@@ -57,6 +58,31 @@ def _seconds_or_iso(value: object) -> object:
 
 PositiveDuration = Annotated[timedelta, BeforeValidator(_seconds_or_iso), Field(gt=timedelta(0))]
 Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso), Field(ge=timedelta(0))]
+
+
+def _origin(entry: str) -> str:
+    """An origin as browsers send it in `Origin`: scheme://host[:port], no path
+    (a trailing slash is dropped: it would never match)."""
+    origin = entry.rstrip("/")
+    parts = urlsplit(origin)
+    try:
+        parts.port  # noqa: B018 (raises ValueError unless a number in range)
+    except ValueError:
+        parts = parts._replace(scheme="")  # refused below
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "*" in origin
+        or "@" in parts.netloc
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            f"BACKEND_CORS_ORIGINS: {entry!r} is not an origin: give scheme://host[:port], "
+            "no path and no wildcard (credentialed CORS needs explicit origins)"
+        )
+    return origin
 
 
 class SettingFileError(ValueError):
@@ -238,6 +264,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [entry.strip() for entry in value.split(",") if entry.strip()]
         return value
+
+    @field_validator("BACKEND_CORS_ORIGINS")
+    @classmethod
+    def _explicit_origins(cls, origins: list[str]) -> list[str]:
+        """CORS allows credentials (the browser sends its cookie session): every
+        origin listed may read answers as the user, so each is named; `*` would
+        make Starlette echo any origin back, credentials allowed."""
+        return [_origin(entry) for entry in origins]
 
     @field_validator("POSTGRES_URL")
     @classmethod
