@@ -106,6 +106,31 @@ class TooManyAttempts(DomainError):
         return {"Retry-After": str(self.retry_after_seconds)}
 
 
+class TooManyMailRequests(TooManyAttempts):
+    """Password recovery or a verification resend, asked too often for one
+    address or from one client (known and unknown addresses alike)."""
+
+    detail = "Too many mail requests for this address or from this client; try again later"
+
+
+class InvalidLink(DomainError):
+    """A password-reset or verification token that cannot be used; the detail
+    says why (forged or of another purpose, spent, replaced, expired)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    detail = "This link is not valid: request a new one"
+
+
+class EmailNotVerified(DomainError):
+    """LOGIN_REQUIRES_VERIFIED_EMAIL: the password was right, the address unproven."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    detail = (
+        "Email address not verified: follow the link mailed to you, or ask for a new one "
+        "with POST /api/auth/verify-email/resend"
+    )
+
+
 class ServiceUnavailable(DomainError):
     """Overloaded or a dependency is down: the client should retry shortly."""
 

@@ -23,8 +23,9 @@ from app.exceptions import (
     register_exception_handlers,
 )
 from app.middleware import LimitRequestBody
-from app.routes import health, items, users, wellknown
+from app.routes import account_mail, health, items, pages, users, wellknown
 from app.services.maintenance import periodic_sweeps
+from app.services.outbox import mail_sender
 
 DESCRIPTION = """
 Users own **items**; every request after login carries a bearer token.
@@ -78,10 +79,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.session_factory = create_session_factory(engine)
     await reader.open()
     try:
-        async with periodic_sweeps(
-            session_factory=app.state.session_factory, settings=app.state.settings
-        ) as sweeper:
+        async with (
+            periodic_sweeps(
+                session_factory=app.state.session_factory, settings=app.state.settings
+            ) as sweeper,
+            mail_sender(
+                session_factory=app.state.session_factory, settings=app.state.settings
+            ) as mailer,
+        ):
             app.state.sweeper = sweeper
+            app.state.mailer = mailer
             yield
     finally:
         await reader.close()
@@ -124,6 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         items.router,
         health.router,
         wellknown.router,
+        account_mail.router,
+        pages.router,
     ):
         app.include_router(router)
     add_docs(app)
