@@ -26,6 +26,7 @@ from app.dependencies import DbSession, SettingsDep, client_of, oauth2_scheme
 from app.exceptions import (
     CsrfRejected,
     CsrfTokenMissing,
+    EmailNotVerified,
     InvalidCredentials,
     NotAuthenticated,
     TooManyAttempts,
@@ -64,7 +65,7 @@ DeviceCookie = Annotated[
     "/login",
     response_model=CookieLoginOut,
     summary="Log in a browser: the tokens as cookies",
-    responses=error_responses(InvalidCredentials, TooManyAttempts),
+    responses=error_responses(InvalidCredentials, TooManyAttempts, EmailNotVerified),
 )
 async def cookie_login(
     request: Request,

@@ -17,7 +17,15 @@ from tests.auth.cookie_sessions import (
     cookie_login,
     set_cookies,
 )
-from tests.conftest import PASSWORD, bearer, count_rows, register
+from tests.conftest import (
+    CLIENT_ADDRESS,
+    PASSWORD,
+    app_with,
+    bearer,
+    client_at,
+    count_rows,
+    register,
+)
 
 JSON_CREDENTIALS = json.dumps({"email": "ada@example.com", "password": PASSWORD})
 
@@ -167,3 +175,23 @@ async def test_a_cookie_login_counts_its_device_for_the_throttle(
     assert device["path"] == SESSION_PATH
     assert device["secure"] is True
     assert device["httponly"] is True
+
+
+async def test_an_unverified_address_is_refused_as_at_the_token_endpoint(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """LOGIN_REQUIRES_VERIFIED_EMAIL holds for cookie logins too: the same 403, no
+    cookie, no session."""
+    async with (
+        app_with(settings, LOGIN_REQUIRES_VERIFIED_EMAIL=True) as strict,
+        client_at(strict, CLIENT_ADDRESS) as strict_client,
+    ):
+        ada = await register(strict_client)
+        strict_client.cookies.clear()
+        credentials = {"email": "ada@example.com", "password": PASSWORD}
+        cookie = await strict_client.post(f"{SESSION_PATH}/login", json=credentials)
+        token = await strict_client.post("/api/token/", json=credentials)
+        assert cookie.status_code == token.status_code == 403
+        assert cookie.json() == token.json()
+        assert set_cookies(cookie) == {}
+        assert await count_rows(app, "auth_sessions", ada["user"]["id"]) == 1
