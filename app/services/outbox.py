@@ -111,19 +111,25 @@ class MailSender:
         self._settings = settings
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """Look for due mails now; callable from any thread."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
+    def stop(self) -> None:
+        """Finish the mail in hand, then return from `run`."""
+        self._stopping = True
+        self.wake()
+
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         poll = self._settings.MAIL_POLL_INTERVAL.total_seconds()
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
-                while await self.deliver_next():
+                while not self._stopping and await self.deliver_next():
                     pass
             except Exception:
                 # A database outage must not end the sender: the next poll retries.
@@ -190,6 +196,10 @@ class MailSender:
         logger.info("mail %d sent (attempt %d)", mail_id, attempts)
 
 
+# On shutdown, how long the mail in hand may take to finish before it is cut off
+# (its lease then runs out and another worker sends it again).
+STOP_GRACE_SECONDS = 2.0
+
 # The senders running in this process (one per app), woken after a request queued
 # a mail: it goes out at once instead of at the next poll.
 _running: set[MailSender] = set()
@@ -218,6 +228,9 @@ async def mail_sender(
         yield sender
     finally:
         _running.discard(sender)
+        sender.stop()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_SECONDS)
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
