@@ -4,9 +4,11 @@ NAME_FILE reads any setting NAME from a file (Docker secrets, SettingFiles)."""
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
+from email.utils import formataddr, parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     BeforeValidator,
@@ -57,6 +59,31 @@ def _seconds_or_iso(value: object) -> object:
 
 PositiveDuration = Annotated[timedelta, BeforeValidator(_seconds_or_iso), Field(gt=timedelta(0))]
 Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso), Field(ge=timedelta(0))]
+
+
+def _origin(entry: str) -> str:
+    """An origin as browsers send it in `Origin`: scheme://host[:port], no path
+    (a trailing slash is dropped: it would never match)."""
+    origin = entry.rstrip("/")
+    parts = urlsplit(origin)
+    try:
+        parts.port  # noqa: B018 (raises ValueError unless a number in range)
+    except ValueError:
+        parts = parts._replace(scheme="")  # refused below
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "*" in origin
+        or "@" in parts.netloc
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            f"BACKEND_CORS_ORIGINS: {entry!r} is not an origin: give scheme://host[:port], "
+            "no path and no wildcard (credentialed CORS needs explicit origins)"
+        )
+    return origin
 
 
 class SettingFileError(ValueError):
@@ -192,6 +219,42 @@ class Settings(BaseSettings):
     SWEEP_INTERVAL: Duration = timedelta(hours=1)
     SESSION_RETENTION: Duration = timedelta(days=7)
 
+    # The public name: links in mails point at https://DOMAIN/… (Traefik routes it).
+    DOMAIN: str = "stack.localhost"
+    # Outgoing mail (app/mail/, app/services/outbox.py). Empty SMTP_HOST: mails
+    # stay queued in the outbox (a warning says so) until a worker has a host.
+    SMTP_HOST: str = ""
+    # 587 with starttls (submission), 465 with tls (implicit TLS), 25/1025 none.
+    SMTP_PORT: int = Field(default=587, ge=1, le=65535)
+    SMTP_USER: str = ""
+    SMTP_PASSWORD: SecretStr = SecretStr("")
+    SMTP_SECURITY: Literal["starttls", "tls", "none"] = "starttls"
+    # PEM file of the CA(s) to verify the SMTP server with instead of the system's
+    # (a relay with a private CA); empty: the system's.
+    SMTP_CA_FILE: str = ""
+    # Seconds for each SMTP network operation (connect, each command).
+    SMTP_TIMEOUT: float = Field(default=10.0, gt=0)
+    # The From header: an address, optionally with a name ("Name <a@b.example>");
+    # empty: "PROJECT_NAME <noreply@DOMAIN>".
+    EMAILS_FROM: str = ""
+    # Delivery: attempts per mail before it is given up (last_error kept), the
+    # first retry's delay (doubling each time, with jitter, at most an hour), and
+    # how often each worker looks for mails queued by the others.
+    MAIL_MAX_ATTEMPTS: int = Field(default=8, ge=1)
+    MAIL_RETRY_DELAY: PositiveDuration = timedelta(seconds=30)
+    MAIL_POLL_INTERVAL: PositiveDuration = timedelta(seconds=2)
+    # Single-use links: how long a password-reset and a verification link work.
+    PASSWORD_RESET_TTL: PositiveDuration = timedelta(minutes=30)
+    EMAIL_VERIFY_TTL: PositiveDuration = timedelta(days=2)
+    # False: an unverified account logs in (`is_verified: false` in the user).
+    # True: its login is a 403 saying why, and the link can be requested again.
+    LOGIN_REQUIRES_VERIFIED_EMAIL: bool = False
+    # Mails anyone may ask for (password recovery, verification resend), counted
+    # per address and per client address within the window; then 429.
+    MAIL_REQUESTS_PER_EMAIL: int = Field(default=3, ge=1)
+    MAIL_REQUESTS_PER_CLIENT: int = Field(default=20, ge=1)
+    MAIL_REQUEST_WINDOW: PositiveDuration = timedelta(hours=1)
+
     FIRST_SUPERUSER_EMAIL: EmailStr | None = None
     FIRST_SUPERUSER_PASSWORD: SecretStr | None = None
     BACKEND_CORS_ORIGINS: Annotated[list[str], NoDecode] = []
@@ -238,6 +301,25 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [entry.strip() for entry in value.split(",") if entry.strip()]
         return value
+
+    @field_validator("BACKEND_CORS_ORIGINS")
+    @classmethod
+    def _explicit_origins(cls, origins: list[str]) -> list[str]:
+        """CORS allows credentials (the browser sends its cookie session): every
+        origin listed may read answers as the user, so each is named; `*` would
+        make Starlette echo any origin back, credentials allowed."""
+        return [_origin(entry) for entry in origins]
+
+    @field_validator("EMAILS_FROM")
+    @classmethod
+    def _check_sender(cls, value: str) -> str:
+        if value and "@" not in parseaddr(value)[1]:
+            raise ValueError("EMAILS_FROM is an address, optionally 'Name <address>'")
+        return value
+
+    @property
+    def emails_from(self) -> str:
+        return self.EMAILS_FROM or formataddr((self.PROJECT_NAME, f"noreply@{self.DOMAIN}"))
 
     @field_validator("POSTGRES_URL")
     @classmethod

@@ -12,6 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.auth import cookie_service, cookies
 from app.auth import service as auth_service
 from app.auth.sessions import Client
 from app.config import Settings
@@ -78,12 +79,22 @@ async def get_current_user(
 ) -> AuthenticatedUser:
     """Every authenticated request runs this: it reads the app's state itself
     rather than through ReaderDep and SettingsDep, as each sub-dependency costs
-    FastAPI a resolution per request."""
-    if not token:
-        raise NotAuthenticated("Not authenticated")
+    FastAPI a resolution per request.
+
+    A bearer token first; without one, a browser's access cookie, which must
+    come with the session's CSRF token on unsafe methods (app/auth/cookies.py).
+    A bearer needs none: another site cannot make a browser send one."""
     state = request.app.state
-    return await auth_service.user_from_access_token(
-        reader=state.reader, settings=state.settings, token=token
+    if token:
+        return await auth_service.user_from_access_token(
+            reader=state.reader, settings=state.settings, token=token
+        )
+    cookie = cookies.access_cookie(request)
+    if cookie is None:
+        raise NotAuthenticated("Not authenticated")
+    proof = cookies.csrf_proof(request)
+    return await cookie_service.user_from_access_cookie(
+        reader=state.reader, settings=state.settings, token=cookie, proof=proof
     )
 
 

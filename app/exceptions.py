@@ -53,6 +53,28 @@ class PermissionDenied(DomainError):
     detail = "Not enough privileges"
 
 
+class CsrfRejected(DomainError):
+    """A request authenticated by the access cookie that does not prove it comes
+    from the app's own pages (app/auth/csrf.py); nothing was done."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    detail = "CSRF token missing or invalid"
+
+
+class CsrfTokenMissing(CsrfRejected):
+    detail = (
+        "CSRF token missing: a request authenticated by cookie must send the "
+        "X-CSRF-Token header holding the __Host-csrf cookie's value"
+    )
+
+
+class CsrfTokenInvalid(CsrfRejected):
+    detail = (
+        "CSRF token invalid: the X-CSRF-Token header must equal the __Host-csrf "
+        "cookie, issued for this session"
+    )
+
+
 class NotFound(DomainError):
     status_code = status.HTTP_404_NOT_FOUND
     detail = "Not found"
@@ -82,6 +104,31 @@ class TooManyAttempts(DomainError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class TooManyMailRequests(TooManyAttempts):
+    """Password recovery or a verification resend, asked too often for one
+    address or from one client (known and unknown addresses alike)."""
+
+    detail = "Too many mail requests for this address or from this client; try again later"
+
+
+class InvalidLink(DomainError):
+    """A password-reset or verification token that cannot be used; the detail
+    says why (forged or of another purpose, spent, replaced, expired)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    detail = "This link is not valid: request a new one"
+
+
+class EmailNotVerified(DomainError):
+    """LOGIN_REQUIRES_VERIFIED_EMAIL: the password was right, the address unproven."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    detail = (
+        "Email address not verified: follow the link mailed to you, or ask for a new one "
+        "with POST /api/auth/verify-email/resend"
+    )
 
 
 class ServiceUnavailable(DomainError):

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.auth.cookie_routes import cookie_router, document_cookie_auth
 from app.auth.routes import auth_router, token_router
 from app.config import Settings, get_settings
 from app.database.db import ConnectionHealth, create_engine, create_session_factory
@@ -22,8 +23,9 @@ from app.exceptions import (
     register_exception_handlers,
 )
 from app.middleware import LimitRequestBody
-from app.routes import health, items, users, wellknown
+from app.routes import account_mail, health, items, pages, users, wellknown
 from app.services.maintenance import periodic_sweeps
+from app.services.outbox import mail_sender
 
 DESCRIPTION = """
 Users own **items**; every request after login carries a bearer token.
@@ -33,6 +35,10 @@ Users own **items**; every request after login carries a bearer token.
    button above uses it: your email is the *username*.
 3. `POST /api/token/refresh` — when the access token expires, trade the refresh
    token for a new pair. Each refresh token works **once**.
+
+A browser app on this API's site may keep its session in cookies instead:
+`POST /api/auth/cookie/login` sets them (HttpOnly) and answers a CSRF token to
+send as `X-CSRF-Token` with every POST, PUT, PATCH and DELETE.
 
 Errors are JSON with a `detail`: a sentence for domain errors, a list of issues
 for `422`.
@@ -73,10 +79,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.session_factory = create_session_factory(engine)
     await reader.open()
     try:
-        async with periodic_sweeps(
-            session_factory=app.state.session_factory, settings=app.state.settings
-        ) as sweeper:
+        async with (
+            periodic_sweeps(
+                session_factory=app.state.session_factory, settings=app.state.settings
+            ) as sweeper,
+            mail_sender(
+                session_factory=app.state.session_factory, settings=app.state.settings
+            ) as mailer,
+        ):
             app.state.sweeper = sweeper
+            app.state.mailer = mailer
             yield
     finally:
         await reader.close()
@@ -114,14 +126,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         auth_router,
         token_router,
+        cookie_router,
         users.router,
         items.router,
         health.router,
         wellknown.router,
+        account_mail.router,
+        pages.router,
     ):
         app.include_router(router)
     add_docs(app)
     document_body_errors(app)
+    document_cookie_auth(app)
     return app
 
 

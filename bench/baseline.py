@@ -38,7 +38,8 @@ MAX_PAGE_SIZE = 100
 
 CURRENT_USER = """
 SELECT users.id, users.email, users.full_name, users.hashed_password, users.is_active,
-       users.is_superuser, users.session_epoch, users.created_at, users.updated_at
+       users.is_superuser, users.session_epoch, users.is_verified, users.created_at,
+       users.updated_at
 FROM users JOIN auth_sessions ON auth_sessions.user_id = users.id
 WHERE users.id = %s AND users.is_active IS true
   AND auth_sessions.id = %s AND auth_sessions.revoked_at IS NULL
@@ -195,13 +196,14 @@ def _timestamp(moment: datetime) -> str:
 
 
 def _user_out(row: TupleRow) -> dict[str, Any]:
-    user_id, email, full_name, _hash, is_active, is_superuser, _epoch, created_at, _ = row
+    user_id, email, full_name, _hash, is_active, is_superuser, _epoch, verified, created_at, _ = row
     return {
         "id": user_id,
         "email": email,
         "full_name": full_name,
         "is_active": is_active,
         "is_superuser": is_superuser,
+        "is_verified": verified,
         "created_at": _timestamp(created_at),
     }
 

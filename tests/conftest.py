@@ -24,7 +24,7 @@ from devtools.embedded_postgres import EmbeddedPostgres, free_port
 SPECIAL_PASSWORD = "`b{5:P3kUv5LdJF."
 TEST_SECRET_KEY = "test-secret-key-long-enough-for-hs256-hs384-and-hs512-forgeries-0123"
 PASSWORD = "correct horse battery"
-TABLES = "users, auth_sessions, refresh_tokens, login_failures, items"
+TABLES = "users, auth_sessions, refresh_tokens, login_failures, items, one_time_tokens, mail_outbox"
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from app.auth import service as auth_service
 from app.dependencies import CurrentUser, DbSession, ReaderDep, SettingsDep, client_of
 from app.exceptions import (
+    EmailNotVerified,
     EmailTaken,
     InvalidCredentials,
     NotAuthenticated,
@@ -139,7 +140,7 @@ async def register(
     "/",
     response_model=TokenPair,
     summary="Log in: trade email and password for a token pair",
-    responses=error_responses(InvalidCredentials, TooManyAttempts),
+    responses=error_responses(InvalidCredentials, TooManyAttempts, EmailNotVerified),
     openapi_extra={
         "requestBody": {
             "required": True,

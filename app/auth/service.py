@@ -23,9 +23,10 @@ from app.auth.sessions import (
 )
 from app.config import Settings
 from app.database.reads import ReadPool, driver_sql
-from app.exceptions import InvalidCredentials, NotAuthenticated, NotFound
+from app.exceptions import EmailNotVerified, InvalidCredentials, NotAuthenticated, NotFound
 from app.models import AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
 from app.schema.auth import SessionOut, TokenPair
+from app.services import outbox
 from app.services import users as users_service
 
 
@@ -63,13 +64,16 @@ async def register(
     full_name: str | None,
     client: Client,
 ) -> Login:
-    """Create the account and its first session in one transaction."""
+    """Create the account and its first session in one transaction, with the
+    verification mail queued in it."""
     user = await users_service.create_user(
         db=db, settings=settings, email=email, password=password, full_name=full_name
     )
     assert user.id is not None
     pair = await open_auth_session(db=db, settings=settings, user_id=user.id, client=client)
+    outbox.enqueue(db=db, recipient=user.email, purpose="verify")
     await db.commit()
+    outbox.wake_senders()
     return Login(
         pair=pair, user=user, device_token=_device_token_for(user.id, None, settings=settings)
     )
@@ -134,6 +138,11 @@ async def login(
         raise InvalidCredentials()
     if not user.is_active:
         raise InvalidCredentials()
+    if settings.LOGIN_REQUIRES_VERIFIED_EMAIL and not user.is_verified:
+        # Only the password's holder learns this; their right guess is forgiven.
+        await throttle.forgive(db=db, attempt=attempt)
+        await db.commit()
+        raise EmailNotVerified()
     pair = await _open_session_if_unchanged(
         db=db, settings=settings, user_id=user.id, epoch=user.session_epoch, client=client
     )
@@ -280,6 +289,7 @@ _AUTHENTICATED_USER = (
         col(User.is_active),
         col(User.is_superuser),
         col(User.session_epoch),
+        col(User.is_verified),
         col(User.created_at),
     )
     .join(AuthSession, col(AuthSession.user_id) == col(User.id))

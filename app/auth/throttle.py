@@ -84,8 +84,22 @@ def password_change_limits(*, settings: Settings, user_id: int) -> list[Limit]:
     ]
 
 
-async def reserve(*, db: AsyncSession, limits: list[Limit]) -> Attempt:
-    """Count an attempt under every key, or raise TooManyAttempts; the caller commits
+def mail_request_limits(
+    *, settings: Settings, purpose: str, email: str, client: str
+) -> list[Limit]:
+    """Mails anyone may ask for (`purpose`: recovery, verification): per address
+    asked for, known or not, and per client address. Every request counts."""
+    window = settings.MAIL_REQUEST_WINDOW
+    return [
+        Limit(_digest("mail", purpose, email), settings.MAIL_REQUESTS_PER_EMAIL, window, False),
+        Limit(_digest("mail-client", client), settings.MAIL_REQUESTS_PER_CLIENT, window, False),
+    ]
+
+
+async def reserve(
+    *, db: AsyncSession, limits: list[Limit], error: type[TooManyAttempts] = TooManyAttempts
+) -> Attempt:
+    """Count an attempt under every key, or raise `error`; the caller commits
     (the locks are held until then)."""
     now = utcnow()
     rows: dict[Limit, int] = {}
@@ -107,7 +121,7 @@ async def reserve(*, db: AsyncSession, limits: list[Limit]) -> Attempt:
         ).one()
         if count >= limit.max_failures:
             retry_after = oldest + limit.window - now
-            raise TooManyAttempts(retry_after_seconds=max(1, int(retry_after.total_seconds()) + 1))
+            raise error(retry_after_seconds=max(1, int(retry_after.total_seconds()) + 1))
         row_id = (
             await db.exec(
                 insert(LoginFailure)

@@ -44,6 +44,9 @@ class User(SQLModel, table=True):
     # deactivation): a login whose password check began under an older epoch
     # opens no session (see app/auth/service.py).
     session_epoch: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    # The address in `email` was proven by a link mailed to it; an email change
+    # unproves it again.
+    is_verified: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp(onupdate=func.now())
 
@@ -60,6 +63,7 @@ class AuthenticatedUser:
     is_active: bool
     is_superuser: bool
     session_epoch: int
+    is_verified: bool
     created_at: datetime
     # The session the access token names (its `sid`).
     session_id: uuid.UUID
@@ -124,6 +128,68 @@ class LoginFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=64)
     failed_at: datetime = _timestamp()
+
+
+class OneTimeToken(SQLModel, table=True):
+    """A single-use token mailed to a user (password reset, email verification).
+    Stored as the SHA-256 of the token only: a leaked table resets nothing."""
+
+    __tablename__ = "one_time_tokens"
+    __table_args__ = (Index("ix_one_time_tokens_user_purpose", "user_id", "purpose"),)
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    # 'reset' or 'verify': a token only ever does what it was issued for.
+    purpose: str = Field(max_length=16)
+    # The address it was mailed to: worthless once the account's email changes.
+    email: str = Field(sa_column=Column(String(320), nullable=False))
+    created_at: datetime = _timestamp()
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    used_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    # A newer token of the same purpose (or a password change) replaced it.
+    voided_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class MailOutbox(SQLModel, table=True):
+    """A mail to send. Requests only add rows; the sender (app/services/outbox.py)
+    delivers them with retries, so SMTP never slows or fails a request and a mail
+    survives a restart. A row with `compose` set and no body yet is composed by the
+    sender (the account looked up, a token issued): a request for an unknown
+    address then does exactly the work of one for a known address."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (
+        Index(
+            "ix_mail_outbox_due",
+            "next_attempt_at",
+            postgresql_where=text("sent_at IS NULL AND next_attempt_at IS NOT NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    recipient: str = Field(sa_column=Column(String(320), nullable=False))
+    # What the sender composes before the first attempt: 'reset' or 'verify'.
+    compose: str | None = Field(default=None, max_length=16)
+    subject: str | None = Field(default=None, max_length=300)
+    text_body: str | None = None
+    html_body: str | None = None
+    created_at: datetime = _timestamp()
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    # When it may be tried next; null once there is nothing more to do.
+    next_attempt_at: datetime | None = Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=True, server_default=func.now()),
+    )
+    last_error: str | None = Field(default=None, max_length=1000)
+    sent_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 class Item(SQLModel, table=True):

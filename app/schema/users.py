@@ -68,8 +68,11 @@ class UserUpdateMe(StrictInput):
 class UserUpdateAdmin(UserUpdateMe):
     is_active: bool | None = None
     is_superuser: bool | None = None
+    # An admin may vouch for an address (or withdraw it); an email change in the
+    # same request leaves it as the admin set it.
+    is_verified: bool | None = None
 
-    _flags_cannot_be_null = field_validator("is_active", "is_superuser")(reject_null)
+    _flags_cannot_be_null = field_validator("is_active", "is_superuser", "is_verified")(reject_null)
 
 
 class PasswordChange(StrictInput):
@@ -85,6 +88,11 @@ class UserOut(BaseModel):
     full_name: str | None = Field(examples=["Ada Lovelace"])
     is_active: bool = Field(examples=[True])
     is_superuser: bool = Field(examples=[False])
+    is_verified: bool = Field(
+        description="Whether `email` was proven by the link mailed to it; an email change "
+        "makes it false until the new address is verified.",
+        examples=[True],
+    )
     created_at: datetime
 
 

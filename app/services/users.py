@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import passwords, throttle
+from app.auth import one_time_tokens, passwords, throttle
 from app.auth.sessions import end_all_sessions, live_sessions
 from app.config import Settings
 from app.database.reads import ReadPool, driver_sql
@@ -23,6 +23,7 @@ from app.models import AuthenticatedUser, User, utcnow
 from app.schema.auth import SessionOut
 from app.schema.common import Page
 from app.schema.users import UserListParams, UserOut
+from app.services import outbox
 from app.services.paging import ListSQL, SortOrder, list_sql, paginate
 
 LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"
@@ -88,6 +89,7 @@ _USER_COLUMNS = select_columns(
     col(User.full_name),
     col(User.is_active),
     col(User.is_superuser),
+    col(User.is_verified),
     col(User.created_at),
 )
 
@@ -137,10 +139,16 @@ async def _guard_last_superuser(*, db: AsyncSession, user_id: int) -> None:
 
 
 async def update_user(*, db: AsyncSession, user_id: int, changes: dict[str, Any]) -> User:
-    """Apply the given fields. Deactivating a user ends all their sessions."""
+    """Apply the given fields. Deactivating a user ends all their sessions. A new
+    email is unverified (unless an admin sets `is_verified` with it) and gets a
+    verification mail."""
     user = await get_user(db=db, user_id=user_id)
+    new_email = None
     if "email" in changes:
         changes["email"] = normalize_email(changes["email"])
+        if changes["email"] != user.email:
+            new_email = changes["email"]
+            changes.setdefault("is_verified", False)
     ends_admin_rights = (changes.get("is_active") is False) or (
         changes.get("is_superuser") is False
     )
@@ -153,7 +161,11 @@ async def update_user(*, db: AsyncSession, user_id: int, changes: dict[str, Any]
     await _flush_unless_email_taken(db)
     if changes.get("is_active") is False:
         await end_all_sessions(db=db, user_id=user_id)
+    if new_email is not None and not user.is_verified:
+        outbox.enqueue(db=db, recipient=new_email, purpose="verify")
     await db.commit()
+    if new_email is not None:
+        outbox.wake_senders()
     return user
 
 
@@ -183,6 +195,8 @@ async def change_password(
         await db.rollback()
         raise NotAuthenticated()
     await end_all_sessions(db=db, user_id=user_id)
+    # A reset link mailed before the change must not undo it.
+    await one_time_tokens.void(db=db, user_id=user_id, purpose="reset", now=utcnow())
     await throttle.forgive(db=db, attempt=attempt)
     await db.commit()
 
@@ -211,6 +225,8 @@ async def ensure_superuser(*, db: AsyncSession, settings: Settings) -> bool:
             full_name="Administrator",
             is_active=True,
             is_superuser=True,
+            # The operator chose this address: nothing to prove.
+            is_verified=True,
         )
         .on_conflict_do_nothing(index_elements=["email"])
         .returning(col(User.id))

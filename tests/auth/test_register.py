@@ -22,11 +22,13 @@ async def test_register_answers_201_with_the_user_and_a_token_pair(
         "full_name",
         "is_active",
         "is_superuser",
+        "is_verified",
         "created_at",
     }
     assert body["user"]["email"] == "ada@example.com"
     assert body["user"]["is_active"] is True
     assert body["user"]["is_superuser"] is False
+    assert body["user"]["is_verified"] is False
 
 
 async def test_registered_tokens_work_immediately(client: httpx.AsyncClient) -> None:

@@ -72,6 +72,11 @@ SECRETS: dict[str, tuple[str, Callable[[Settings], object], object]] = {
         lambda loaded: [kid for kid, _ in loaded.keyring.public_keys()][1:],
         [jwk_thumbprint(RETIRED.public_key())],
     ),
+    "SMTP_PASSWORD": (
+        "an SMTP app password \n",
+        lambda loaded: plain(loaded.SMTP_PASSWORD),
+        "an SMTP app password ",
+    ),
 }
 EDDSA = {"JWT_ALGORITHM": "EdDSA", "JWT_PRIVATE_KEY": private_pem(KEY)}
 NEEDS = {"JWT_PRIVATE_KEY": {"JWT_ALGORITHM": "EdDSA"}, "JWT_PUBLIC_KEYS_PREVIOUS": EDDSA}

@@ -28,7 +28,15 @@ from tests.security.surface import (
 # Classic names for privilege that no table happens to use (yet).
 CLASSIC_PRIVILEGE_FIELDS = {"role", "roles", "scopes", "is_admin", "admin", "permissions"}
 # A request body may set these only on an admin route.
-PRIVILEGED_FIELDS = {"id", "owner_id", "user_id", "is_superuser", "is_active", "hashed_password"}
+PRIVILEGED_FIELDS = {
+    "id",
+    "owner_id",
+    "user_id",
+    "is_superuser",
+    "is_active",
+    "is_verified",
+    "hashed_password",
+}
 
 
 def assignable_fields() -> set[str]:

@@ -16,7 +16,7 @@ from tests.conftest import (
     register,
 )
 
-USER_OUT = {"id", "email", "full_name", "is_active", "is_superuser", "created_at"}
+USER_OUT = {"id", "email", "full_name", "is_active", "is_superuser", "is_verified", "created_at"}
 NEW_PASSWORD = "a brand new passphrase"
 
 

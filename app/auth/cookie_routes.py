@@ -1,0 +1,225 @@
+"""Cookie sessions for browsers: `/api/auth/cookie/…`. The same login, rotation
+and revocation as the bearer flow, with the tokens in HttpOnly cookies and a
+CSRF token for the page (app/auth/cookies.py); and the OpenAPI description of
+cookie authentication on every bearer route."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Cookie, Depends, FastAPI, Header, Request, Response, status
+
+from app.auth import cookie_service
+from app.auth.cookie_service import CsrfProof
+from app.auth.cookies import (
+    ACCESS_COOKIE,
+    COOKIE_SESSION_PATH,
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    DEVICE_COOKIE,
+    REFRESH_COOKIE,
+    SAFE_METHODS,
+    clear_session_cookies,
+    remember_device,
+    set_session_cookies,
+)
+from app.auth.routes import no_store
+from app.dependencies import DbSession, SettingsDep, client_of, oauth2_scheme
+from app.exceptions import (
+    CsrfRejected,
+    CsrfTokenMissing,
+    EmailNotVerified,
+    InvalidCredentials,
+    NotAuthenticated,
+    TooManyAttempts,
+    error_responses,
+)
+from app.schema.auth import PasswordLogin
+from app.schema.cookie_sessions import CookieLoginOut, CookieSessionOut
+from app.schema.users import UserOut
+
+cookie_router = APIRouter(
+    prefix=COOKIE_SESSION_PATH, tags=["auth"], dependencies=[Depends(no_store)]
+)
+
+RefreshCookie = Annotated[
+    str | None,
+    Cookie(alias=REFRESH_COOKIE, description="Set by the login and each refresh; HttpOnly."),
+]
+CsrfCookie = Annotated[
+    str | None, Cookie(alias=CSRF_COOKIE, description="The session's CSRF token.")
+]
+CsrfHeader = Annotated[
+    str | None,
+    Header(alias=CSRF_HEADER, description=f"The value of the `{CSRF_COOKIE}` cookie."),
+]
+DeviceCookie = Annotated[
+    str | None,
+    Cookie(
+        alias=DEVICE_COOKIE,
+        description="Set by a successful login: this browser's failed logins count "
+        "against it alone, so others' failures cannot lock it out.",
+    ),
+]
+
+
+@cookie_router.post(
+    "/login",
+    response_model=CookieLoginOut,
+    summary="Log in a browser: the tokens as cookies",
+    responses=error_responses(InvalidCredentials, TooManyAttempts, EmailNotVerified),
+)
+async def cookie_login(
+    request: Request,
+    response: Response,
+    credentials: PasswordLogin,
+    db: DbSession,
+    settings: SettingsDep,
+    device: DeviceCookie = None,
+) -> CookieLoginOut:
+    """For a browser app on this API's site. The same credentials, answers and
+    throttling as `/api/token/`, but JSON only (`Content-Type: application/json`,
+    which no form of another site can send, so it cannot log a browser into its
+    own account). The tokens come as `HttpOnly` cookies; the answer holds the user
+    and the session's **CSRF token**, to send as `X-CSRF-Token` with every unsafe
+    request. Refresh at `/api/auth/cookie/refresh`, log out at `…/logout`."""
+    login = await cookie_service.login(
+        db=db,
+        settings=settings,
+        email=credentials.email,
+        password=credentials.password,
+        client=client_of(request),
+        device_token=device,
+    )
+    set_session_cookies(response, login.session, settings)
+    remember_device(response, login.device_token, settings)
+    return CookieLoginOut(
+        user=UserOut.model_validate(login.user),
+        csrf_token=login.session.csrf_token,
+        expires_in=login.session.pair.expires_in,
+    )
+
+
+@cookie_router.post(
+    "/refresh",
+    response_model=CookieSessionOut,
+    summary="Rotate the cookies",
+    responses=error_responses(NotAuthenticated, CsrfRejected),
+)
+async def cookie_refresh(
+    request: Request,
+    response: Response,
+    db: DbSession,
+    settings: SettingsDep,
+    refresh_token: RefreshCookie = None,
+    csrf_header: CsrfHeader = None,
+    csrf_cookie: CsrfCookie = None,
+) -> CookieSessionOut:
+    """Spends the refresh cookie for new access and refresh cookies, as
+    `/api/token/refresh` does: each works **once**, and a spent one presented
+    again ends the session (log in again). Needs the `X-CSRF-Token` header
+    (`403` without it, nothing spent). The CSRF token stays the same."""
+    session = await cookie_service.refresh(
+        db=db,
+        settings=settings,
+        refresh_token=refresh_token,
+        proof=CsrfProof(header=csrf_header, cookie=csrf_cookie),
+        client=client_of(request),
+    )
+    set_session_cookies(response, session, settings)
+    return CookieSessionOut(csrf_token=session.csrf_token, expires_in=session.pair.expires_in)
+
+
+@cookie_router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Log a browser out",
+    responses=error_responses(NotAuthenticated, CsrfRejected),
+)
+async def cookie_logout(
+    response: Response,
+    db: DbSession,
+    settings: SettingsDep,
+    refresh_token: RefreshCookie = None,
+    csrf_header: CsrfHeader = None,
+    csrf_cookie: CsrfCookie = None,
+) -> None:
+    """Ends the session **at once** (its access cookie stops working on the next
+    request) and expires the three cookies. Needs the `X-CSRF-Token` header
+    (`403` without it: another site cannot log anyone out)."""
+    await cookie_service.logout(
+        db=db,
+        settings=settings,
+        refresh_token=refresh_token,
+        proof=CsrfProof(header=csrf_header, cookie=csrf_cookie),
+    )
+    clear_session_cookies(response)
+
+
+# --- OpenAPI: cookie authentication wherever a bearer is accepted -----------------
+
+ACCESS_SCHEME = "AccessCookie"
+CSRF_SCHEME = "CsrfHeader"
+SECURITY_SCHEMES = {
+    ACCESS_SCHEME: {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": ACCESS_COOKIE,
+        "description": "Browsers: the access cookie `POST /api/auth/cookie/login` sets "
+        "(HttpOnly, Secure, SameSite=Strict). Used only when no bearer is sent. "
+        "(The Authorize button cannot set it: in /docs, use the bearer.)",
+    },
+    CSRF_SCHEME: {
+        "type": "apiKey",
+        "in": "header",
+        "name": CSRF_HEADER,
+        "description": f"With the access cookie, every POST, PUT, PATCH and DELETE sends "
+        f"the session's CSRF token (the `{CSRF_COOKIE}` cookie's value, also in the "
+        "login and refresh answers); missing or not this session's: `403`, nothing "
+        "done. Bearer requests need none.",
+    },
+}
+CSRF_REFUSED = "or, authenticated by cookie: the CSRF token is missing or not this session's"
+
+
+def _document_csrf_refusal(responses: dict[str, Any]) -> None:
+    refusal = responses.get("403")
+    if refusal is None:
+        responses["403"] = {
+            "description": CsrfRejected.detail,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/ErrorDetail"},
+                    "example": {"detail": CsrfTokenMissing.detail},
+                }
+            },
+        }
+    elif CSRF_REFUSED not in refusal["description"]:
+        refusal["description"] += f"; {CSRF_REFUSED}"
+
+
+def document_cookie_auth(app: FastAPI) -> None:
+    """Every operation that takes a bearer also takes the access cookie, with the
+    CSRF header on unsafe methods: an alternative security requirement (OpenAPI's
+    OR), and the 403 a refused CSRF token gets. Described here rather than by a
+    cookie dependency: each dependency costs every request a resolution."""
+    generate = app.openapi
+    bearer = oauth2_scheme.scheme_name
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        if ACCESS_SCHEME in schemes:
+            return schema  # already described: the document is built once, then cached
+        schemes.update(SECURITY_SCHEMES)
+        for operations in schema["paths"].values():
+            for method, operation in operations.items():
+                security = operation.get("security", [])
+                if not any(bearer in requirement for requirement in security):
+                    continue
+                if method.upper() in SAFE_METHODS:
+                    security.append({ACCESS_SCHEME: []})
+                else:
+                    security.append({ACCESS_SCHEME: [], CSRF_SCHEME: []})
+                    _document_csrf_refusal(operation["responses"])
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

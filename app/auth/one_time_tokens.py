@@ -1,0 +1,97 @@
+"""Single-use tokens mailed to a user: a password reset, an email verification.
+
+A token is 32 random bytes (`secrets.token_urlsafe(32)`), handed out once (in
+the mail) and stored only as its SHA-256: the table alone cannot be replayed. A
+token does only what it was issued for (`purpose`), for the address it was
+mailed to, once, before it expires; issuing a new one voids the previous ones of
+that purpose.
+"""
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.exceptions import InvalidLink
+from app.models import OneTimeToken
+
+Purpose = Literal["reset", "verify"]
+TOKEN_BYTES = 32
+
+NOT_VALID = "This link is not valid: request a new one"
+ALREADY_USED = "This link was already used: request a new one"
+REPLACED = "This link was replaced by a newer one: use the latest mail, or request a new one"
+EXPIRED = "This link has expired: request a new one"
+ADDRESS_CHANGED = "This link was sent to an address the account no longer uses"
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+async def void(*, db: AsyncSession, user_id: int, purpose: Purpose, now: datetime) -> None:
+    """Void the user's unspent tokens of this purpose; the caller commits."""
+    await db.exec(
+        update(OneTimeToken)
+        .where(
+            col(OneTimeToken.user_id) == user_id,
+            col(OneTimeToken.purpose) == purpose,
+            col(OneTimeToken.used_at).is_(None),
+            col(OneTimeToken.voided_at).is_(None),
+        )
+        .values(voided_at=now)
+    )
+
+
+async def issue(
+    *,
+    db: AsyncSession,
+    user_id: int,
+    purpose: Purpose,
+    email: str,
+    lifetime: timedelta,
+    now: datetime,
+) -> str:
+    """A new token (the only copy of it, to be mailed), voiding the previous ones
+    of this purpose; the caller commits."""
+    await void(db=db, user_id=user_id, purpose=purpose, now=now)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    db.add(
+        OneTimeToken(
+            token_hash=digest(token),
+            user_id=user_id,
+            purpose=purpose,
+            email=email,
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+    )
+    await db.flush()
+    return token
+
+
+async def usable(
+    *, db: AsyncSession, token: str, purpose: Purpose, now: datetime, for_update: bool = False
+) -> OneTimeToken:
+    """The token's row if it can be spent now, else InvalidLink saying why. A
+    token of another purpose is as unknown as a forged one. `for_update` locks
+    the row: of concurrent spenders, one wins and the others see it used."""
+    query = select(OneTimeToken).where(
+        col(OneTimeToken.token_hash) == digest(token), col(OneTimeToken.purpose) == purpose
+    )
+    if for_update:
+        query = query.with_for_update()
+    row = (await db.exec(query)).one_or_none()
+    if row is None:
+        raise InvalidLink(NOT_VALID)
+    if row.used_at is not None:
+        raise InvalidLink(ALREADY_USED)
+    if row.voided_at is not None:
+        raise InvalidLink(REPLACED)
+    if row.expires_at <= now:
+        raise InvalidLink(EXPIRED)
+    return row

@@ -1,0 +1,86 @@
+"""Password recovery and email verification: `/api/auth/…` routes that mail a
+single-use link, and those that spend it."""
+
+from fastapi import APIRouter, Depends, Request, status
+
+from app.auth.routes import no_store
+from app.dependencies import DbSession, SettingsDep, client_of
+from app.exceptions import InvalidLink, TooManyMailRequests, error_responses
+from app.schema.account_mail import AddressRequest, EmailVerification, MailQueued, PasswordReset
+from app.services import email_verification as verification_service
+from app.services import password_reset as reset_service
+
+router = APIRouter(prefix="/api/auth", tags=["auth"], dependencies=[Depends(no_store)])
+
+RECOVERY_QUEUED = "If an active account has this address, a mail with a link is on its way."
+VERIFICATION_QUEUED = (
+    "If an active account with this address awaits verification, a mail with a link is on its way."
+)
+
+
+@router.post(
+    "/password-recovery",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MailQueued,
+    summary="Ask for a password-reset link by mail",
+    responses=error_responses(TooManyMailRequests),
+)
+async def recover_password(
+    request: Request, data: AddressRequest, db: DbSession, settings: SettingsDep
+) -> MailQueued:
+    """Always `202`, with the same body and in the same time, whether or not the
+    address has an account: a mail goes only to an existing, active account. Its
+    link (`https://DOMAIN/reset-password#token=…`) works once, for
+    `PASSWORD_RESET_TTL` (30 minutes); asking again voids the previous link.
+    Limited per address and per client (`429` with `Retry-After`)."""
+    await reset_service.request_password_reset(
+        db=db, settings=settings, email=data.email, client=client_of(request)
+    )
+    return MailQueued(message=RECOVERY_QUEUED)
+
+
+@router.post(
+    "/reset-password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Set a new password with a mailed token",
+    responses=error_responses(InvalidLink),
+)
+async def reset_password(data: PasswordReset, db: DbSession, settings: SettingsDep) -> None:
+    """Sets the password and ends **every** session of the account; log in with
+    the new password. A forged, spent, replaced or expired token, one of another
+    purpose (a verification token), or one mailed to an address the account no
+    longer has is a `400` whose `detail` says which."""
+    await reset_service.reset_password(
+        db=db, settings=settings, token=data.token, new_password=data.new_password
+    )
+
+
+@router.post(
+    "/verify-email",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Verify my email address with a mailed token",
+    responses=error_responses(InvalidLink),
+)
+async def verify_email(data: EmailVerification, db: DbSession) -> None:
+    """Marks the address the token was mailed to as verified (`is_verified` in the
+    user), if it is still the account's. A bad token is a `400` saying why."""
+    await verification_service.verify_email(db=db, token=data.token)
+
+
+@router.post(
+    "/verify-email/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MailQueued,
+    summary="Ask for the verification mail again",
+    responses=error_responses(TooManyMailRequests),
+)
+async def resend_verification(
+    request: Request, data: AddressRequest, db: DbSession, settings: SettingsDep
+) -> MailQueued:
+    """No login needed (it may be what is refused): always `202` with the same
+    body; a mail goes only to an active account whose address is unverified, and
+    voids its previous link. Limited per address and per client (`429`)."""
+    await verification_service.request_verification(
+        db=db, settings=settings, email=data.email, client=client_of(request)
+    )
+    return MailQueued(message=VERIFICATION_QUEUED)

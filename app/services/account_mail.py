@@ -1,0 +1,76 @@
+"""The account mails, composed by the sender just before their first attempt: the
+account looked up by the address, a single-use token issued, the templates filled.
+
+Composing here rather than in the request keeps a request for an unknown address
+exactly as costly as one for a known address (it only queues a row), and the
+token is created in the transaction that stores the mail carrying it.
+"""
+
+from datetime import timedelta
+from typing import Literal
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.auth import one_time_tokens
+from app.config import Settings
+from app.mail.templates import RenderedMail, render_mail
+from app.models import User, utcnow
+
+Compose = Literal["reset", "verify"]
+NO_ACCOUNT = "no active account has this address"
+ALREADY_VERIFIED = "the address is already verified"
+
+
+def link(settings: Settings, page: str, token: str) -> str:
+    """The page on DOMAIN, the token in the fragment: browsers never send a
+    fragment to a server, so the token is in no access log and no Referer."""
+    return f"https://{settings.DOMAIN}/{page}#token={token}"
+
+
+def for_humans(duration: timedelta) -> str:
+    """`30 minutes`, `2 hours`, `2 days`: the largest whole unit."""
+    seconds = int(duration.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+async def compose(
+    *, db: AsyncSession, settings: Settings, purpose: str | None, recipient: str
+) -> RenderedMail | str:
+    """The mail for `recipient`, or why none goes out. Issues the token (voiding
+    the previous ones of its purpose); the caller commits."""
+    user = (await db.exec(select(User).where(col(User.email) == recipient))).one_or_none()
+    if user is None or not user.is_active:
+        return NO_ACCOUNT
+    assert user.id is not None
+    now = utcnow()
+    values = {"project": settings.PROJECT_NAME, "email": recipient}
+    if purpose == "reset":
+        lifetime = settings.PASSWORD_RESET_TTL
+        token = await one_time_tokens.issue(
+            db=db, user_id=user.id, purpose="reset", email=recipient, lifetime=lifetime, now=now
+        )
+        return render_mail(
+            "reset_password",
+            **values,
+            link=link(settings, "reset-password", token),
+            valid_for=for_humans(lifetime),
+        )
+    if purpose == "verify":
+        if user.is_verified:
+            return ALREADY_VERIFIED
+        lifetime = settings.EMAIL_VERIFY_TTL
+        token = await one_time_tokens.issue(
+            db=db, user_id=user.id, purpose="verify", email=recipient, lifetime=lifetime, now=now
+        )
+        return render_mail(
+            "verify_email",
+            **values,
+            link=link(settings, "verify-email", token),
+            valid_for=for_humans(lifetime),
+        )
+    return f"unknown mail {purpose!r}"
