@@ -42,15 +42,31 @@ def render(example: str, values: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# A local stack (the example's ENVIRONMENT) sends its mails to the mail catcher.
+LOCAL_MAIL = {
+    "COMPOSE_PROFILES": "mail-catcher",
+    "SMTP_HOST": "mailcatcher",
+    "SMTP_PORT": "1025",
+    "SMTP_SECURITY": "none",
+}
+
+
 def main() -> int:
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / ".env"
     if target.exists():
         print(f"{target} exists; leaving it as it is")
         return 0
     fresh = {key: generate() for key, generate in GENERATED.items()}
-    target.write_text(render((ROOT / ".env.example").read_text(), fresh))
+    example = (ROOT / ".env.example").read_text()
+    if "\nENVIRONMENT='local'\n" in example:
+        fresh |= LOCAL_MAIL
+    target.write_text(render(example, fresh))
     target.chmod(0o600)
     print(f"wrote {target} with fresh secrets (SECRET_KEY, POSTGRES_PW, FIRST_SUPERUSER_PASSWORD)")
+    if "SMTP_HOST" in fresh:
+        print(
+            "mails go to the local mail catcher (MailDev): https://mail.<DOMAIN> once `make up` ran"
+        )
     return 0
 
 
