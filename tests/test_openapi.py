@@ -53,6 +53,11 @@ async def test_protected_operations_document_their_401(schema: dict[str, Any]) -
         ("/api/users/{user_id}/sessions", "delete", "403"),
         ("/api/users/me/password", "post", "400"),
         ("/api/health/ready", "get", "503"),
+        ("/api/token/", "post", "403"),
+        ("/api/auth/password-recovery", "post", "429"),
+        ("/api/auth/reset-password", "post", "400"),
+        ("/api/auth/verify-email", "post", "400"),
+        ("/api/auth/verify-email/resend", "post", "429"),
     ],
 )
 async def test_domain_errors_are_documented(
@@ -98,3 +103,30 @@ async def test_swagger_ui_is_configured_for_the_password_flow(client: httpx.Asyn
     redirect = await client.get("/docs/oauth2-redirect")
     assert redirect.status_code == 200
     assert "oauth2" in redirect.text.lower()
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "body"),
+    [
+        ("/api/auth/password-recovery", "202", "MailQueued"),
+        ("/api/auth/verify-email/resend", "202", "MailQueued"),
+        ("/api/auth/reset-password", "204", None),
+        ("/api/auth/verify-email", "204", None),
+    ],
+)
+async def test_the_mail_endpoints_document_their_success(
+    schema: dict[str, Any], path: str, code: str, body: str | None
+) -> None:
+    operation = schema["paths"][path]["post"]
+    assert operation["tags"] == ["auth"]
+    success = operation["responses"][code]
+    if body is None:
+        assert "content" not in success
+    else:
+        reference = success["content"]["application/json"]["schema"]["$ref"]
+        assert reference == f"#/components/schemas/{body}"
+
+
+async def test_the_pages_mailed_links_open_are_not_api_operations(schema: dict[str, Any]) -> None:
+    assert "/reset-password" not in schema["paths"]
+    assert "/verify-email" not in schema["paths"]

@@ -20,7 +20,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
 from app.database.db import SessionFactory
-from app.models import AuthSession, LoginFailure, RefreshToken, utcnow
+from app.models import (
+    AuthSession,
+    LoginFailure,
+    MailOutbox,
+    OneTimeToken,
+    RefreshToken,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +42,10 @@ class SweepCounts:
     sessions: int
     refresh_tokens: int
     login_failures: int
+    # Mails done with (sent or given up) and single-use tokens expired, retained
+    # as long as sessions are.
+    mails: int = 0
+    one_time_tokens: int = 0
 
 
 async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> SweepCounts | None:
@@ -46,8 +57,10 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
     - refresh tokens expired SESSION_RETENTION ago or more. A spent one is kept
       until then: until it expires, presenting it again is how a stolen token is
       detected (its family is revoked);
-    - login failures as old as the longest throttle window or older: they count
-      against no limit any more (app/auth/throttle.py).
+    - login failures (and mail requests) as old as the longest throttle window
+      or older: they count against no limit any more (app/auth/throttle.py);
+    - mails sent or given up, and single-use tokens expired, SESSION_RETENTION
+      ago or more.
 
     Nothing live is touched: a live session, its unexpired tokens, a failure
     still inside a window.
@@ -72,21 +85,36 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
         )
     )
     sessions = await db.exec(delete(AuthSession).where(ended))
-    window = max(settings.LOGIN_FAILURE_WINDOW, settings.LOGIN_ACCOUNT_FAILURE_WINDOW)
+    window = max(
+        settings.LOGIN_FAILURE_WINDOW,
+        settings.LOGIN_ACCOUNT_FAILURE_WINDOW,
+        settings.MAIL_REQUEST_WINDOW,
+    )
     failures = await db.exec(
         delete(LoginFailure).where(col(LoginFailure.failed_at) <= now - window)
     )
+    mails = await db.exec(
+        delete(MailOutbox).where(
+            col(MailOutbox.next_attempt_at).is_(None), col(MailOutbox.created_at) <= kept_since
+        )
+    )
+    one_time = await db.exec(delete(OneTimeToken).where(col(OneTimeToken.expires_at) <= kept_since))
     await db.commit()
     counts = SweepCounts(
         sessions=sessions.rowcount,
         refresh_tokens=tokens.rowcount,
         login_failures=failures.rowcount,
+        mails=mails.rowcount,
+        one_time_tokens=one_time.rowcount,
     )
     logger.info(
-        "sweep deleted %d sessions, %d refresh tokens, %d login failures",
+        "sweep deleted %d sessions, %d refresh tokens, %d login failures, %d mails, "
+        "%d single-use tokens",
         counts.sessions,
         counts.refresh_tokens,
         counts.login_failures,
+        counts.mails,
+        counts.one_time_tokens,
     )
     return counts
 

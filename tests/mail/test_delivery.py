@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from app.config import Settings
 from app.models import utcnow
@@ -214,3 +216,70 @@ async def test_plain_smtp_to_a_server_that_requires_starttls_sends_nothing(
         assert server.collector.messages == []
     finally:
         server.stop()
+
+
+def only(login: bytes, password: bytes) -> Any:
+    """An aiosmtpd authenticator accepting one login and password."""
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        accepted = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            login,
+            password,
+        )
+        return AuthResult(success=accepted, handled=False)  # False: aiosmtpd answers 535
+
+    return authenticate
+
+
+async def test_smtp_auth_after_starttls_and_a_wrong_password_is_retried(
+    settings: Settings, certificate: tuple[Path, Path]
+) -> None:
+    cert, key = certificate
+    server = SmtpServer(
+        options={
+            "tls_context": server_context(cert, key),
+            "require_starttls": True,
+            "authenticator": only(b"mailer@example.com", b"app password 1234"),
+            "auth_required": True,
+            "auth_require_tls": True,
+        }
+    )
+    server.start()
+    secure = {"SMTP_SECURITY": "starttls", "SMTP_CA_FILE": str(cert)}
+    try:
+        async with mail_app(
+            settings,
+            server,
+            SMTP_USER="mailer@example.com",
+            SMTP_PASSWORD=SecretStr("not the password"),
+            **secure,
+        ) as (app, http):
+            await register(http)
+            [row] = await wait_until(app, lambda rows: rows and rows[0]["attempts"] >= 2)
+            assert "535" in row["last_error"]
+        assert server.collector.messages == []
+        # The operator fixes the password: the next worker delivers the same mail.
+        async with mail_app(
+            settings,
+            server,
+            SMTP_USER="mailer@example.com",
+            SMTP_PASSWORD=SecretStr("app password 1234"),
+            **secure,
+        ) as (app, _):
+            await execute(app, "UPDATE mail_outbox SET next_attempt_at = now()")
+            await server.wait_for_mail("ada@example.com")
+    finally:
+        server.stop()
+
+
+async def test_a_mail_queued_by_a_request_leaves_at_once_not_at_the_next_poll(
+    settings: Settings, smtp: SmtpServer
+) -> None:
+    """The worker that queued it is woken after the commit: well under the
+    default MAIL_POLL_INTERVAL (2 s) between the answer and the mail."""
+    async with mail_app(settings, smtp, MAIL_POLL_INTERVAL=timedelta(seconds=2)) as (_, http):
+        await asyncio.sleep(0.2)  # the sender's first look is done: it is waiting
+        await register(http)
+        answered = time.monotonic()
+        await smtp.wait_for_mail("ada@example.com")
+        assert time.monotonic() - answered < 1.0

@@ -15,6 +15,7 @@ FULLY_CITED = [
     "tests/security/test_token_forgery.py",
     "tests/security/test_enumeration.py",
     "tests/security/test_signing_key_attacks.py",
+    "tests/security/test_mail_attacks.py",
 ]
 
 

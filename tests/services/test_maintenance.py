@@ -266,7 +266,10 @@ async def test_the_app_sweeps_in_the_background_and_stops_at_shutdown(
         assert not sweeper.done()
     assert sweeper.cancelled()
     messages = [r.getMessage() for r in caplog.records if r.name == "app.services.maintenance"]
-    assert "sweep deleted 0 sessions, 0 refresh tokens, 1 login failures" in messages
+    assert (
+        "sweep deleted 0 sessions, 0 refresh tokens, 1 login failures, 0 mails, "
+        "0 single-use tokens" in messages
+    )
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
