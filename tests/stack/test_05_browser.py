@@ -87,11 +87,12 @@ def test_swagger_ui_renders_and_authorize_logs_in(
             page.locator("button.authorize").first.click()
             page.fill("#oauth_username", user["email"])
             page.fill("#oauth_password", user["password"])
-            page.locator(".auth-btn-wrapper button.authorize").click()
+            # The dialog also offers the cookie schemes (AccessCookie, CsrfHeader).
+            page.get_by_role("button", name="Apply given OAuth2 credentials").click()
             expect(page.locator(".auth-btn-wrapper button", has_text="Logout")).to_be_visible(
                 timeout=15_000
             )
-            page.locator(".auth-btn-wrapper button.btn-done").click()
+            page.locator(".auth-btn-wrapper button.btn-done").first.click()
             expect(page.locator("button.authorize").first).to_have_class("btn authorize locked")
 
             # The token is used: GET /api/users/me answers with this user.

@@ -20,11 +20,13 @@ from typing import Any
 
 import pytest
 
+from scripts.images import pinned_images
 from tests.stack.conftest import (
     ARTIFACTS,
     DOMAIN,
     Stack,
     env_file_text,
+    fetch_pebble_root,
     register_user,
     run,
     timed,
@@ -44,12 +46,33 @@ NEW_PASSWORD = "a brand new passphrase for e2e"
 LINK = re.compile(r"https://[^\s\"'<>]+/reset-password#token=[\w\-]+")
 
 
+def fresh_acme_account(stack: Stack) -> None:
+    """mail.<DOMAIN> needs a certificate of its own. An earlier module's `down` and
+    redeploy restarted pebble, which keeps its accounts in memory: Traefik's stored
+    account is gone there ("accountDoesNotExist") and the new pebble has a new root.
+    Start Traefik's ACME state afresh (as after `docker volume rm …_letsencrypt`)
+    and trust pebble's current root."""
+    stack.compose("stop", "traefik")
+    volume = f"{stack.env['COMPOSE_PROJECT_NAME']}_letsencrypt"
+    python = pinned_images()["PYTHON_IMAGE"]
+    run(["docker", "run", "--rm", "-v", f"{volume}:/le", python, "rm", "-f", "/le/acme.json"])
+    stack.compose("start", "traefik")
+    stack.root_ca = fetch_pebble_root(stack)
+
+    def served() -> bool:
+        with stack.client() as client:
+            return client.get("/api/health/ready").status_code == 200
+
+    stack.wait_until("the domain's certificate from pebble's current root", served, timeout=90)
+
+
 @pytest.fixture(scope="module")
 def mail_stack(configured_stack: Stack) -> Iterator[Stack]:
     stack = configured_stack
     started = time.monotonic()
     stack.env_file.write_text(env_file_text({**stack.settings, **MAIL_SETTINGS}))
     stack.deploy()
+    fresh_acme_account(stack)
     timed("redeployed with the mail catcher (COMPOSE_PROFILES=mail-catcher)", started)
     try:
         yield stack
@@ -68,7 +91,12 @@ def test_production_runs_no_catcher_and_refuses_one(configured_stack: Stack) -> 
     stack = configured_stack
     assert stack.container_ids("mailcatcher") == []
     asking = stack.workdir / "production-with-catcher.env"
-    asking.write_text(env_file_text({**stack.settings, "COMPOSE_PROFILES": "mail-catcher"}))
+    # ENV_FILE is in the settings too (the deploy sources the file): point it here.
+    asking.write_text(
+        env_file_text(
+            {**stack.settings, "COMPOSE_PROFILES": "mail-catcher", "ENV_FILE": str(asking)}
+        )
+    )
     running = stack.container_ids("app")
     result = run(["scripts/deploy.sh"], env={**stack.env, "ENV_FILE": str(asking)}, check=False)
     assert result.returncode != 0
