@@ -23,6 +23,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -41,6 +42,7 @@ from tests.stack.conftest import (
 from tests.stack.load import (
     DEPLOY_LOAD,
     Load,
+    Outcome,
     figures,
     item_names_in_database,
     statuses,
@@ -319,77 +321,37 @@ def test_placement_and_docker_secrets(swarm: SwarmStack) -> None:
     assert "POSTGRES_PASSWORD_FILE=/run/secrets/POSTGRES_PASSWORD" in db_environment
 
 
-def test_a_rolling_update_under_load_fails_no_request(
-    swarm: SwarmStack, swarm_user: dict[str, Any]
-) -> None:
-    before = swarm.app_image()
-    prefix = f"swarm-{uuid.uuid4().hex[:8]}"
+@dataclass
+class DeployUnderLoad:
+    """What a `make deploy-swarm` under load did: its result and every request."""
+
+    result: subprocess.CompletedProcess[str]
+    outcomes: list[Outcome]
+    acknowledged: set[str]
+    found: set[str]
+
+
+def deploy_under_load(
+    swarm: SwarmStack, user: dict[str, Any], label: str, title: str, **env: str
+) -> DeployUnderLoad:
+    """Deploy while the load runs; keep the log, the timeline and the figures."""
+    prefix = f"swarm-{label}-{uuid.uuid4().hex[:8]}"
     marks: dict[str, float] = {}
     with Load(
-        swarm,
-        swarm_user["access_token"],
-        name_prefix=prefix,
-        workers=WORKERS,
-        rate=DEPLOY_LOAD["rate"],
+        swarm, user["access_token"], name_prefix=prefix, workers=WORKERS, rate=DEPLOY_LOAD["rate"]
     ) as load:
         time.sleep(2)
         marks["deploy started"] = time.monotonic()
-        result = swarm.deploy_swarm(APP_REVISION=f"e2e-{uuid.uuid4().hex[:12]}")
+        result = swarm.deploy_swarm(**env)
         marks["deploy done"] = time.monotonic()
         time.sleep(2)
     outcomes = load.outcomes
-    (ARTIFACTS / "swarm-rolling-update.log").write_text(result.stdout + result.stderr)
-    write_timeline(ARTIFACTS / "timeline-swarm-rolling-update.csv", outcomes, marks)
-    acknowledged = {o.item_name for o in outcomes if o.acknowledged}
-    found = item_names_in_database(swarm, prefix)
-    seconds = marks["deploy done"] - marks["deploy started"]
-    record_figures(
-        "swarm rolling update under load",
-        {
-            **figures(outcomes),
-            "deploy s": round(seconds, 1),
-            "writes acknowledged": len(acknowledged),
-            "writes lost": len(acknowledged - found),
-        },
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    after = swarm.app_image()
-    assert after != before
-    images = {task["Image"].split("@")[0] for task in swarm.running_tasks("app")}
-    assert images == {after}
-    assert len(swarm.running_tasks("app")) == REPLICAS
-    assert statuses(o for o in outcomes if not o.ok) == {}
-    assert acknowledged
-    assert acknowledged <= found
-
-
-def test_a_release_whose_healthcheck_fails_is_rolled_back(
-    swarm: SwarmStack, swarm_user: dict[str, Any]
-) -> None:
-    before = swarm.app_image()
-    prefix = f"swarm-broken-{uuid.uuid4().hex[:8]}"
-    marks: dict[str, float] = {}
-    with Load(
-        swarm,
-        swarm_user["access_token"],
-        name_prefix=prefix,
-        workers=WORKERS,
-        rate=DEPLOY_LOAD["rate"],
-    ) as load:
-        time.sleep(2)
-        marks["deploy started"] = time.monotonic()
-        result = swarm.deploy_swarm(
-            SWARM_COMPOSE_FILE=f"{SWARM_FILES}:{BROKEN_OVERLAY}", BREAK="unready"
-        )
-        marks["deploy done"] = time.monotonic()
-        time.sleep(2)
-    outcomes = load.outcomes
-    (ARTIFACTS / "swarm-broken-release.log").write_text(result.stdout + result.stderr)
-    write_timeline(ARTIFACTS / "timeline-swarm-broken-release.csv", outcomes, marks)
+    (ARTIFACTS / f"swarm-{label}.log").write_text(result.stdout + result.stderr)
+    write_timeline(ARTIFACTS / f"timeline-swarm-{label}.csv", outcomes, marks)
     acknowledged = {o.item_name for o in outcomes if o.acknowledged}
     found = item_names_in_database(swarm, prefix)
     record_figures(
-        "swarm deploy of a release whose healthcheck fails, under load",
+        title,
         {
             **figures(outcomes),
             "deploy s": round(marks["deploy done"] - marks["deploy started"], 1),
@@ -397,13 +359,51 @@ def test_a_release_whose_healthcheck_fails_is_rolled_back(
             "writes lost": len(acknowledged - found),
         },
     )
-    assert result.returncode != 0
-    assert "did not take over" in result.stderr, result.stderr[-2000:]
+    return DeployUnderLoad(result, outcomes, acknowledged, found)
+
+
+def test_a_rolling_update_under_load_fails_no_request(
+    swarm: SwarmStack, swarm_user: dict[str, Any]
+) -> None:
+    before = swarm.app_image()
+    deploy = deploy_under_load(
+        swarm,
+        swarm_user,
+        "rolling-update",
+        "swarm rolling update under load",
+        APP_REVISION=f"e2e-{uuid.uuid4().hex[:12]}",
+    )
+    result = deploy.result
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    after = swarm.app_image()
+    assert after != before
+    images = {task["Image"].split("@")[0] for task in swarm.running_tasks("app")}
+    assert images == {after}
+    assert len(swarm.running_tasks("app")) == REPLICAS
+    assert statuses(o for o in deploy.outcomes if not o.ok) == {}
+    assert deploy.acknowledged
+    assert deploy.acknowledged <= deploy.found
+
+
+def test_a_release_whose_healthcheck_fails_is_rolled_back(
+    swarm: SwarmStack, swarm_user: dict[str, Any]
+) -> None:
+    before = swarm.app_image()
+    deploy = deploy_under_load(
+        swarm,
+        swarm_user,
+        "broken-release",
+        "swarm deploy of a release whose healthcheck fails, under load",
+        SWARM_COMPOSE_FILE=f"{SWARM_FILES}:{BROKEN_OVERLAY}",
+        BREAK="unready",
+    )
+    assert deploy.result.returncode != 0
+    assert "did not take over" in deploy.result.stderr, deploy.result.stderr[-2000:]
     assert swarm.app_image() == before
     images = {task["Image"].split("@")[0] for task in swarm.running_tasks("app")}
     assert images == {before}
-    assert statuses(o for o in outcomes if not o.ok) == {}
-    assert acknowledged <= found
+    assert statuses(o for o in deploy.outcomes if not o.ok) == {}
+    assert deploy.acknowledged <= deploy.found
 
 
 def test_a_replica_killed_is_replaced(swarm: SwarmStack, swarm_user: dict[str, Any]) -> None:
