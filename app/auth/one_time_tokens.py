@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.exceptions import InvalidLink
-from app.models import OneTimeToken
+from app.models import OneTimeToken, User
 
 Purpose = Literal["reset", "verify"]
 TOKEN_BYTES = 32
@@ -95,3 +95,20 @@ async def usable(
     if row.expires_at <= now:
         raise InvalidLink(EXPIRED)
     return row
+
+
+async def spend(*, db: AsyncSession, token: str, purpose: Purpose, now: datetime) -> User:
+    """Spend a usable token (locked: of concurrent spenders one wins) and void the
+    user's other tokens of its purpose; its user, who must still be active and have
+    the address it was mailed to. The caller changes the user and commits."""
+    row = await usable(db=db, token=token, purpose=purpose, now=now, for_update=True)
+    user = await db.get(User, row.user_id, with_for_update=True)
+    if user is None or not user.is_active:
+        raise InvalidLink(NOT_VALID)
+    if user.email != row.email:
+        raise InvalidLink(ADDRESS_CHANGED)
+    row.used_at = now
+    db.add(row)
+    await db.flush()
+    await void(db=db, user_id=row.user_id, purpose=purpose, now=now)
+    return user

@@ -8,6 +8,7 @@ from app.dependencies import DbSession, SettingsDep, client_of
 from app.exceptions import InvalidLink, TooManyMailRequests, error_responses
 from app.schema.account_mail import AddressRequest, EmailVerification, MailQueued, PasswordReset
 from app.services import email_verification as verification_service
+from app.services import mail_requests
 from app.services import password_reset as reset_service
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], dependencies=[Depends(no_store)])
@@ -33,8 +34,8 @@ async def recover_password(
     link (`https://DOMAIN/reset-password#token=…`) works once, for
     `PASSWORD_RESET_TTL` (30 minutes); asking again voids the previous link.
     Limited per address and per client (`429` with `Retry-After`)."""
-    await reset_service.request_password_reset(
-        db=db, settings=settings, email=data.email, client=client_of(request)
+    await mail_requests.request_account_mail(
+        db=db, settings=settings, purpose="reset", email=data.email, client=client_of(request)
     )
     return MailQueued(message=RECOVERY_QUEUED)
 
@@ -80,7 +81,7 @@ async def resend_verification(
     """No login needed (it may be what is refused): always `202` with the same
     body; a mail goes only to an active account whose address is unverified, and
     voids its previous link. Limited per address and per client (`429`)."""
-    await verification_service.request_verification(
-        db=db, settings=settings, email=data.email, client=client_of(request)
+    await mail_requests.request_account_mail(
+        db=db, settings=settings, purpose="verify", email=data.email, client=client_of(request)
     )
     return MailQueued(message=VERIFICATION_QUEUED)

@@ -6,8 +6,10 @@ exactly as costly as one for a known address (it only queues a row), and the
 token is created in the transaction that stores the mail carrying it.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import cast
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,7 +19,7 @@ from app.config import Settings
 from app.mail.templates import RenderedMail, render_mail
 from app.models import User, utcnow
 
-Compose = Literal["reset", "verify"]
+Compose = one_time_tokens.Purpose
 NO_ACCOUNT = "no active account has this address"
 ALREADY_VERIFIED = "the address is already verified"
 
@@ -38,6 +40,19 @@ def for_humans(duration: timedelta) -> str:
     return f"{seconds} seconds"
 
 
+@dataclass(frozen=True)
+class AccountMail:
+    template: str  # under app/templates/email/
+    page: str  # the page on DOMAIN its link opens
+    lifetime: Callable[[Settings], timedelta]
+
+
+MAILS: dict[str, AccountMail] = {
+    "reset": AccountMail("reset_password", "reset-password", lambda s: s.PASSWORD_RESET_TTL),
+    "verify": AccountMail("verify_email", "verify-email", lambda s: s.EMAIL_VERIFY_TTL),
+}
+
+
 async def compose(
     *, db: AsyncSession, settings: Settings, purpose: str | None, recipient: str
 ) -> RenderedMail | str:
@@ -47,30 +62,23 @@ async def compose(
     if user is None or not user.is_active:
         return NO_ACCOUNT
     assert user.id is not None
-    now = utcnow()
-    values = {"project": settings.PROJECT_NAME, "email": recipient}
-    if purpose == "reset":
-        lifetime = settings.PASSWORD_RESET_TTL
-        token = await one_time_tokens.issue(
-            db=db, user_id=user.id, purpose="reset", email=recipient, lifetime=lifetime, now=now
-        )
-        return render_mail(
-            "reset_password",
-            **values,
-            link=link(settings, "reset-password", token),
-            valid_for=for_humans(lifetime),
-        )
-    if purpose == "verify":
-        if user.is_verified:
-            return ALREADY_VERIFIED
-        lifetime = settings.EMAIL_VERIFY_TTL
-        token = await one_time_tokens.issue(
-            db=db, user_id=user.id, purpose="verify", email=recipient, lifetime=lifetime, now=now
-        )
-        return render_mail(
-            "verify_email",
-            **values,
-            link=link(settings, "verify-email", token),
-            valid_for=for_humans(lifetime),
-        )
-    return f"unknown mail {purpose!r}"
+    if purpose not in MAILS:
+        return f"unknown mail {purpose!r}"
+    if purpose == "verify" and user.is_verified:
+        return ALREADY_VERIFIED
+    mail, lifetime = MAILS[purpose], MAILS[purpose].lifetime(settings)
+    token = await one_time_tokens.issue(
+        db=db,
+        user_id=user.id,
+        purpose=cast(Compose, purpose),
+        email=recipient,
+        lifetime=lifetime,
+        now=utcnow(),
+    )
+    return render_mail(
+        mail.template,
+        project=settings.PROJECT_NAME,
+        email=recipient,
+        link=link(settings, mail.page, token),
+        valid_for=for_humans(lifetime),
+    )
