@@ -51,6 +51,17 @@ CsrfHeader = Annotated[
     str | None,
     Header(alias=CSRF_HEADER, description=f"The value of the `{CSRF_COOKIE}` cookie."),
 ]
+
+
+async def posted_csrf_proof(
+    csrf_header: CsrfHeader = None, csrf_cookie: CsrfCookie = None
+) -> CsrfProof:
+    """The CSRF header and cookie a refresh or logout carried (documented here, so
+    OpenAPI lists them on both)."""
+    return CsrfProof(header=csrf_header, cookie=csrf_cookie)
+
+
+PostedCsrfProof = Annotated[CsrfProof, Depends(posted_csrf_proof)]
 DeviceCookie = Annotated[
     str | None,
     Cookie(
@@ -109,9 +120,8 @@ async def cookie_refresh(
     response: Response,
     db: DbSession,
     settings: SettingsDep,
+    proof: PostedCsrfProof,
     refresh_token: RefreshCookie = None,
-    csrf_header: CsrfHeader = None,
-    csrf_cookie: CsrfCookie = None,
 ) -> CookieSessionOut:
     """Spends the refresh cookie for new access and refresh cookies, as
     `/api/token/refresh` does: each works **once**, and a spent one presented
@@ -121,7 +131,7 @@ async def cookie_refresh(
         db=db,
         settings=settings,
         refresh_token=refresh_token,
-        proof=CsrfProof(header=csrf_header, cookie=csrf_cookie),
+        proof=proof,
         client=client_of(request),
     )
     set_session_cookies(response, session, settings)
@@ -138,9 +148,8 @@ async def cookie_logout(
     response: Response,
     db: DbSession,
     settings: SettingsDep,
+    proof: PostedCsrfProof,
     refresh_token: RefreshCookie = None,
-    csrf_header: CsrfHeader = None,
-    csrf_cookie: CsrfCookie = None,
 ) -> None:
     """Ends the session **at once** (its access cookie stops working on the next
     request) and expires the three cookies. Needs the `X-CSRF-Token` header
@@ -149,7 +158,7 @@ async def cookie_logout(
         db=db,
         settings=settings,
         refresh_token=refresh_token,
-        proof=CsrfProof(header=csrf_header, cookie=csrf_cookie),
+        proof=proof,
     )
     clear_session_cookies(response)
 
