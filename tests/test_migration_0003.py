@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from app.config import Settings
-from app.prestart import ALEMBIC_INI
+from tests.scratch_database import scratch_database
 
 DATABASE = "migration_0003_test"
 BEFORE, REVISION = "0002_session_epoch", "0003_session_clients"
@@ -23,21 +23,8 @@ DAY = timedelta(days=1)
 
 @pytest.fixture
 def scratch(settings: Settings) -> Iterator[tuple[Config, Engine]]:
-    server = create_engine(settings.database_url(), isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}"'))
-        connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    url = settings.database_url().set(database=DATABASE)
-    config = Config(str(ALEMBIC_INI))
-    config.attributes["database_url"] = url
-    engine = create_engine(url)
-    try:
+    with scratch_database(settings, DATABASE) as (config, engine, _):
         yield config, engine
-    finally:
-        engine.dispose()
-        with server.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}"'))
-        server.dispose()
 
 
 def seed_session(engine: Engine, name: str, expires_at: datetime, tokens: list[datetime]) -> str:

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from app.config import Settings
-from app.prestart import ALEMBIC_INI
+from tests.scratch_database import scratch_database
 
 DATABASE = "migration_0004_test"
 BEFORE, REVISION = "0003_session_clients", "0004_mail"
@@ -17,21 +17,8 @@ BEFORE, REVISION = "0003_session_clients", "0004_mail"
 
 @pytest.fixture
 def scratch(settings: Settings) -> Iterator[tuple[Config, Engine]]:
-    server = create_engine(settings.database_url(), isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}"'))
-        connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    url = settings.database_url().set(database=DATABASE)
-    config = Config(str(ALEMBIC_INI))
-    config.attributes["database_url"] = url
-    engine = create_engine(url)
-    try:
+    with scratch_database(settings, DATABASE) as (config, engine, _):
         yield config, engine
-    finally:
-        engine.dispose()
-        with server.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}"'))
-        server.dispose()
 
 
 def test_0004_leaves_existing_accounts_unverified_and_downgrades(

@@ -11,33 +11,21 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from app.config import Settings
 from app.database.schema_version import release_revisions
 from app.main import create_app
 from app.prestart import ALEMBIC_INI
+from tests.scratch_database import scratch_database
 
 DATABASE = "schema_readiness_test"
 
 
 @pytest.fixture
 def scratch(settings: Settings) -> Iterator[tuple[Config, Engine, Settings]]:
-    server = create_engine(settings.database_url(), isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}"'))
-        connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    scratch_settings = settings.model_copy(update={"POSTGRES_DB": DATABASE})
-    config = Config(str(ALEMBIC_INI))
-    config.attributes["database_url"] = scratch_settings.database_url()
-    engine = create_engine(scratch_settings.database_url())
-    try:
-        yield config, engine, scratch_settings
-    finally:
-        engine.dispose()
-        with server.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}"'))
-        server.dispose()
+    with scratch_database(settings, DATABASE) as scratch:
+        yield scratch
 
 
 async def readiness(settings: Settings) -> httpx.Response:
