@@ -333,14 +333,20 @@ retire() {
     done
 }
 
-# How many new containers may run beside the `running` ones (at most as many):
-# every container may open WEB_CONCURRENCY x (DB_POOL_SIZE + DB_MAX_OVERFLOW +
-# DB_READ_POOL_SIZE) connections (defaults as in compose.yaml and app/config.py),
-# and a pool keeps what a burst opened, so a surge past Postgres' max_connections
-# (less 3 for migrations and psql) would fail requests with "too many clients".
+# The database connections one app container may open: WEB_CONCURRENCY x
+# (DB_POOL_SIZE + DB_MAX_OVERFLOW + DB_READ_POOL_SIZE), defaults as in compose.yaml
+# and app/config.py. A pool keeps what a burst opened, so every deploy that runs
+# old and new containers together counts them all (scripts/swarm.sh too).
+connections_per_container() {
+    echo $((${WEB_CONCURRENCY:-2} * (${DB_POOL_SIZE:-10} + ${DB_MAX_OVERFLOW:-0} + ${DB_READ_POOL_SIZE:-10})))
+}
+
+# How many new containers may run beside the `running` ones (at most as many): a
+# surge past Postgres' max_connections (less 3 for migrations and psql) would fail
+# requests with "too many clients".
 surge_capacity() {
     local running="$1" per_container max_connections fit
-    per_container=$((${WEB_CONCURRENCY:-2} * (${DB_POOL_SIZE:-10} + ${DB_MAX_OVERFLOW:-0} + ${DB_READ_POOL_SIZE:-10})))
+    per_container="$(connections_per_container)"
     max_connections="$("${COMPOSE[@]}" exec -T db \
         psql -U "${POSTGRES_USER:-app}" -d "${POSTGRES_DB:-app}" -Atc 'SHOW max_connections' || true)"
     if [[ ! "$max_connections" =~ ^[0-9]+$ ]]; then

@@ -61,12 +61,11 @@ require_db_node() {
     die "no node is labelled for the database: docker node update --label-add $DB_NODE_LABEL=true <node> (its volume lives there)"
 }
 
-# A rolling update runs APP_REPLICAS + 1 app containers at once, each of which
-# may open WEB_CONCURRENCY x (DB_POOL_SIZE + DB_MAX_OVERFLOW + DB_READ_POOL_SIZE)
-# connections (defaults as in app/config.py); 3 stay free for migrations and psql.
+# A rolling update runs APP_REPLICAS + 1 app containers at once, each opening up
+# to connections_per_container (scripts/stack.sh); 3 stay free for migrations and psql.
 check_connection_budget() {
     local replicas="${APP_REPLICAS:-3}" max="${POSTGRES_MAX_CONNECTIONS:-200}" per_container need
-    per_container=$((${WEB_CONCURRENCY:-2} * (${DB_POOL_SIZE:-10} + ${DB_MAX_OVERFLOW:-0} + ${DB_READ_POOL_SIZE:-10})))
+    per_container="$(connections_per_container)"
     need=$(((replicas + 1) * per_container))
     if ((need > max - 3)); then
         die "$replicas replicas plus one during an update may open $need database connections ($per_container each), POSTGRES_MAX_CONNECTIONS is $max: raise it, or lower APP_REPLICAS, WEB_CONCURRENCY or the DB pools. Nothing was changed"
