@@ -20,7 +20,6 @@ Standard library only: it runs on the deploy host.
 import argparse
 import hashlib
 import json
-import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,10 @@ SECRET_SETTINGS = (
 # instead), and options swarm services lack.
 COMPOSE_ONLY = ("build", "depends_on", "restart", "container_name", "pull_policy", "profiles")
 UNSUPPORTED = ("security_opt", "shm_size")
+# Bind mounts from here are the node's own runtime files (the Docker engine's
+# socket): every node has them, so they stay bind mounts. Decided by the path, never
+# by what the machine rendering the stack happens to run: the file is for the nodes.
+NODE_RUNTIME_DIRS = (Path("/run"), Path("/var/run"))
 # Traefik polls the swarm (it cannot watch it): seconds between two looks.
 PROVIDER_REFRESH_SECONDS = 2
 STACK_FILE_VERSION = "3.9"
@@ -48,6 +51,10 @@ STACK_FILE_VERSION = "3.9"
 def unescape(value: str) -> str:
     """`docker compose config` writes `$` as `$$`; a file's content is literal."""
     return value.replace("$$", "$")
+
+
+def is_node_runtime_path(path: Path) -> bool:
+    return any(path.is_relative_to(directory) for directory in NODE_RUNTIME_DIRS)
 
 
 class StackFile:
@@ -125,7 +132,7 @@ class StackFile:
         kept = []
         for volume in spec.get("volumes", []):
             source = Path(volume.get("source", "")) if volume.get("type") == "bind" else None
-            if source is None or (source.exists() and stat.S_ISSOCK(source.stat().st_mode)):
+            if source is None or is_node_runtime_path(source):
                 volume.pop("bind", None)  # compose's create_host_path: not a swarm option
                 kept.append(volume)
                 continue

@@ -122,6 +122,19 @@ def test_the_stack_file(tmp_path: Path) -> None:
     assert "name" not in stack
 
 
+def test_node_runtime_binds_stay_whatever_the_rendering_machine_runs(tmp_path: Path) -> None:
+    """The stack file is for the nodes: the engine's socket stays a bind mount even
+    where the machine rendering it has no engine (a fresh CI machine, an empty /run)."""
+    files = tmp_path / "files"
+    files.mkdir()
+    data = config(tmp_path)
+    absent = "/run/fastapi-stack-test-absent/docker.sock"
+    assert not Path(absent).exists()
+    data["services"]["traefik"]["volumes"][0]["source"] = absent
+    traefik = StackFile("prod", files).render(data)["services"]["traefik"]
+    assert {"type": "bind", "source": absent, "target": "/s.sock"} in traefik["volumes"]
+
+
 def test_a_changed_secret_is_a_new_secret(tmp_path: Path) -> None:
     names = []
     for value in ("one", "two"):
