@@ -40,6 +40,10 @@ lint: install ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+.PHONY: settings
+settings: install ## Write .env.example and docs/settings.md from the settings' declaration (app/settings/)
+	$(BIN)/python -m devtools.settings_files
+
 .PHONY: fmt
 fmt: install ## Format and auto-fix with ruff
 	$(BIN)/ruff check --fix .

@@ -47,7 +47,7 @@ check_settings() {
         "") ;;
         letsencrypt)
             # Let's Encrypt validates public names only (a private ACME CA may not).
-            if [[ "${ACME_CA_SERVER:-api.letsencrypt.org}" == *api.letsencrypt.org* ]]; then
+            if [[ "${ACME_CA_SERVER:-https://acme-v02.api.letsencrypt.org/directory}" == *api.letsencrypt.org* ]]; then
                 case "$DOMAIN" in
                     localhost | *.localhost | *.local | *.test | *.internal | *.lan)
                         die "Let's Encrypt cannot validate $DOMAIN (not a public name); set CERT_RESOLVER='' for the local certificate" ;;

@@ -95,7 +95,7 @@ build_release() {
 render_stack_file() {
     local dir="$1"
     APP_IMAGE="$RELEASE_IMAGE" swarm_compose config --format json |
-        "${PYTHON:-python3}" scripts/swarm_stack.py --stack "$STACK_NAME" --files-dir "$dir" >"$dir/stack.json"
+        "${PYTHON:-python3}" -m scripts.swarm_stack --stack "$STACK_NAME" --files-dir "$dir" >"$dir/stack.json"
 }
 
 # The address of the node Traefik runs on, for the HTTPS check: its published port

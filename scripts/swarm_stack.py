@@ -1,7 +1,7 @@
 """Turn the merged compose configuration into a Docker Swarm stack file.
 
     docker compose -f compose.yaml -f compose.swarm.yaml config --format json \
-        | python3 scripts/swarm_stack.py --stack NAME --files-dir DIR > DIR/stack.json
+        | python3 -m scripts.swarm_stack --stack NAME --files-dir DIR > DIR/stack.json
 
 compose.yaml stays the one description of the stack; what a swarm does
 differently, and cannot be said in an overlay, is translated here:
@@ -24,15 +24,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Settings whose values are secrets, wherever a service's environment holds them.
+from scripts.env_example import example_settings
+
+# Settings whose values are secrets, wherever a service's environment holds them:
+# those `.env.example` marks [secret] (it is generated from the declaration), and
+# the postgres image's own name for the database password.
 SECRET_SETTINGS = (
-    "SECRET_KEY",
-    "SECRET_KEY_PREVIOUS",
-    "JWT_PRIVATE_KEY",
-    "POSTGRES_PW",
+    *(setting.name for setting in example_settings() if setting.secret),
     "POSTGRES_PASSWORD",
-    "FIRST_SUPERUSER_PASSWORD",
-    "SMTP_PASSWORD",
 )
 # Keys swarm ignores or refuses: compose's build and start order (the deploy
 # builds first; readiness gates the order), restart (deploy.restart_policy

@@ -31,7 +31,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("models and schemas", ("app.models", "app.schema")),
-    ("configuration and errors", ("app.config", "app.signing_keys", "app.exceptions")),
+    (
+        "configuration and errors",
+        ("app.config", "app.settings", "app.signing_keys", "app.exceptions"),
+    ),
 ]
 # And some imports are refused outright, though they would run downwards.
 FORBIDDEN = [

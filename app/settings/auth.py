@@ -1,0 +1,191 @@
+"""Passwords, tokens and sessions: the keys that sign, the lifetimes, the throttles."""
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from app.settings.base import SettingsGroup
+from app.settings.declaration import setting
+from app.settings.general import split_commas
+from app.settings.types import Duration, PositiveDuration
+from app.signing_keys import (
+    Algorithm,
+    KeyRing,
+    UnusableKey,
+    build_keyring,
+    load_private_key,
+    load_public_keys,
+)
+
+# The value shipped in .env.example: fine on a laptop, refused in production.
+EXAMPLE_SECRET_KEY = "changethis-example-secret-key-do-not-use-in-production"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class AuthSettings(SettingsGroup):
+    """Lifetimes are seconds (900) or an ISO-8601 duration (PT15M, P14D)."""
+
+    TITLE: ClassVar[str] = "Auth and tokens"
+
+    SECRET_KEY: SecretStr = setting(
+        SecretStr(EXAMPLE_SECRET_KEY),
+        "Signs the JWTs (HS256). At least 32 random characters; `make up` generates "
+        "one. Production refuses the example even with EdDSA (a switch back must not "
+        "use it).",
+        example=EXAMPLE_SECRET_KEY,
+        required_in_production=True,
+    )
+    SECRET_KEY_PREVIOUS: Annotated[list[SecretStr], NoDecode] = setting(
+        [],
+        "Previous secrets, comma-separated: they sign nothing but still verify the "
+        "tokens they signed. Rotating (README, 'Rotating secrets'): move SECRET_KEY here, set "
+        "a new one, deploy; remove it after REFRESH_TOKEN_TTL. Same rules as SECRET_KEY.",
+    )
+    JWT_ALGORITHM: Algorithm = setting(
+        "HS256",
+        "HS256 (the secret above) or EdDSA (Ed25519: other services can verify tokens "
+        "with the public keys published at https://<DOMAIN>/.well-known/jwks.json).",
+    )
+    JWT_PRIVATE_KEY: SecretStr | None = setting(
+        None,
+        "EdDSA's private key, PEM (`openssl genpkey -algorithm ed25519`): inline (keep "
+        "the single quotes, on several lines or one with \\n), or its file's path in "
+        "JWT_PRIVATE_KEY_FILE. Read and checked at start-up.",
+    )
+    JWT_PUBLIC_KEYS_PREVIOUS: str = setting(
+        "",
+        "Public keys (PEM blocks, one after the other) of retired Ed25519 keys whose "
+        "tokens must keep working (still published): inline, or a file of them "
+        "(JWT_PUBLIC_KEYS_PREVIOUS_FILE).",
+    )
+    JWT_REQUIRE_KID: bool = setting(
+        True,
+        "Every token names its key (kid). 'false' only while tokens issued before key "
+        "ids existed must keep working: a token without a kid is then checked with "
+        "the HMAC secrets (HS256). Set it back to 'true' after REFRESH_TOKEN_TTL.",
+    )
+    ACCESS_TOKEN_TTL: PositiveDuration = setting(
+        timedelta(minutes=15), "Lifetime of an access token."
+    )
+    REFRESH_TOKEN_TTL: PositiveDuration = setting(
+        timedelta(days=14), "Lifetime of a refresh token (a session without use)."
+    )
+    JWT_ISSUER: str = setting("fastapi-stack", "`iss`, written into every token and checked.")
+    JWT_AUDIENCE: str = setting("fastapi-stack-api", "`aud`, written into every token and checked.")
+    BCRYPT_ROUNDS: int = setting(
+        12, "bcrypt cost factor (4-31). 12 costs about 0.25 s a hash on one core.", ge=4, le=31
+    )
+    PASSWORD_HASH_THREADS: int = setting(
+        1,
+        "Per worker process: bcrypt checks running at once (app/auth/passwords.py).",
+        ge=1,
+    )
+    PASSWORD_HASH_QUEUE: int = setting(
+        16,
+        "Per worker process: bcrypt checks that may wait; beyond that a login answers "
+        "503 with Retry-After instead of queueing forever.",
+        ge=0,
+    )
+    LOGIN_MAX_FAILURES: int = setting(
+        5,
+        "Failed logins allowed per email and client address (or per known device) "
+        "within LOGIN_FAILURE_WINDOW before /api/token/ answers 429.",
+        ge=1,
+    )
+    LOGIN_FAILURE_WINDOW: PositiveDuration = setting(
+        timedelta(minutes=15), "The window of LOGIN_MAX_FAILURES."
+    )
+    LOGIN_ACCOUNT_MAX_FAILURES: int = setting(
+        100,
+        "Failed logins allowed per account from all addresses together (ASVS: <= 100 an hour).",
+        ge=1,
+    )
+    LOGIN_ACCOUNT_FAILURE_WINDOW: PositiveDuration = setting(
+        timedelta(hours=1), "The window of LOGIN_ACCOUNT_MAX_FAILURES."
+    )
+    DEVICE_TOKEN_TTL: PositiveDuration = setting(
+        timedelta(days=365),
+        "Lifetime of the device cookie a successful login sets: that client's failures "
+        "count against it alone, so nobody else's failures can lock it out.",
+    )
+    REFRESH_REUSE_GRACE: Duration = setting(
+        timedelta(seconds=2),
+        "A spent refresh token presented again from the same address within this "
+        "grace is refused without revoking its session (a double submit, not a "
+        "theft); 0 turns it off.",
+    )
+    SWEEP_INTERVAL: Duration = setting(
+        timedelta(hours=1),
+        "How often the cleanup sweep runs inside the app, one worker at a time (a "
+        "Postgres advisory lock); 0 turns it off.",
+    )
+    SESSION_RETENTION: Duration = setting(
+        timedelta(days=7),
+        "How long ended sessions, expired refresh tokens, mails sent or given up and "
+        "expired mailed tokens are kept before the sweep deletes them (a record of "
+        "which clients used an account, and when). Login failures go once past their "
+        "window.",
+    )
+
+    # Built from the key settings when they load (see _load_signing_keys).
+    _keyring: KeyRing = PrivateAttr()
+
+    @field_validator("SECRET_KEY_PREVIOUS", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        return split_commas(value)
+
+    @model_validator(mode="after")
+    def _load_signing_keys(self) -> Self:
+        """Once, at load: a key that cannot be read stops start-up, naming the setting."""
+        self._keyring = self._read_keyring()
+        return self
+
+    def _read_keyring(self) -> KeyRing:
+        private_key = self.JWT_PRIVATE_KEY
+        private_pem = private_key.get_secret_value() if private_key is not None else ""
+        if private_pem and self.JWT_ALGORITHM != "EdDSA":
+            raise UnusableKey("JWT_PRIVATE_KEY is set but JWT_ALGORITHM is not EdDSA")
+        public_pem = self.JWT_PUBLIC_KEYS_PREVIOUS
+        return build_keyring(
+            algorithm=self.JWT_ALGORITHM,
+            secret=self.SECRET_KEY.get_secret_value(),
+            previous_secrets=[key.get_secret_value() for key in self.SECRET_KEY_PREVIOUS],
+            private_key=load_private_key(private_pem, "JWT_PRIVATE_KEY") if private_pem else None,
+            previous_public_keys=load_public_keys(public_pem, "JWT_PUBLIC_KEYS_PREVIOUS"),
+            require_kid=self.JWT_REQUIRE_KID,
+        )
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self._keyring
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """model_copy runs no validator: the copy reads its own keys, so a copy with
+        other key settings never signs or verifies with the original's. It reads no
+        NAME_FILE either (that is loading): settings only, or it would be a no-op."""
+        unknown = sorted(set(update or {}) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(f"model_copy updates settings only, not {unknown}")
+        copy = super().model_copy(update=update, deep=deep)
+        copy._keyring = copy._read_keyring()
+        return copy
+
+    def weak_secret_keys(self) -> list[str]:
+        """Why the signing secrets are unfit for production, one line per setting."""
+        problems: list[str] = []
+        for name, key in [
+            ("SECRET_KEY", self.SECRET_KEY.get_secret_value()),
+            *(("SECRET_KEY_PREVIOUS", key.get_secret_value()) for key in self.SECRET_KEY_PREVIOUS),
+        ]:
+            problem = (
+                f"{name} must hold random values of at least "
+                f"{MIN_SECRET_KEY_LENGTH} characters, not the example"
+            )
+            weak = key == EXAMPLE_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH
+            if weak and problem not in problems:
+                problems.append(problem)
+        return problems
