@@ -1,4 +1,4 @@
-"""The keys that sign and verify JWTs, read once from the settings (app/config.py
+"""The keys that sign and verify JWTs, read once from the settings (app/settings/auth.py
 builds the ring when it loads, so a bad key stops start-up, never a request).
 
 Every key has an id (`kid`, written into each token's header) and the one

@@ -334,8 +334,9 @@ retire() {
 }
 
 # The database connections one app container may open: WEB_CONCURRENCY x
-# (DB_POOL_SIZE + DB_MAX_OVERFLOW + DB_READ_POOL_SIZE), defaults as in compose.yaml
-# and app/config.py. A pool keeps what a burst opened, so every deploy that runs
+# (DB_POOL_SIZE + DB_MAX_OVERFLOW + DB_READ_POOL_SIZE); the defaults are the declared
+# ones (app/settings/; tests/config/test_settings_declaration.py holds them). A pool
+# keeps what a burst opened, so every deploy that runs
 # old and new containers together counts them all (scripts/swarm.sh too).
 connections_per_container() {
     echo $((${WEB_CONCURRENCY:-2} * (${DB_POOL_SIZE:-10} + ${DB_MAX_OVERFLOW:-0} + ${DB_READ_POOL_SIZE:-10})))

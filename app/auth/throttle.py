@@ -5,7 +5,7 @@ a Postgres advisory lock per key while it counts: of any number of concurrent
 attempts, no more than the limit get through to bcrypt. A failed attempt's row
 stays as the failure; a successful one removes its own rows.
 
-The keys of a login (app/config.py has the numbers):
+The keys of a login (app/settings/auth.py has the numbers):
 - a known device (the device cookie of an earlier successful login of this
   account): its own failures only, so nobody else's can lock it out; its
   success forgives its earlier failures;
