@@ -29,7 +29,7 @@ NO_SUCH_DATABASE = re.compile(r'database "[^"]*" does not exist')
 LOGIN_REFUSED_ADVICE = (
     "the database refused POSTGRES_USER/POSTGRES_PW from .env ({error}). A database "
     "volume keeps the password it was created with: put that password back in .env, "
-    "or change it in the database first (README: Rotating secrets)."
+    "or change it in the database first (docs/operations.md, Rotating secrets)."
 )
 
 

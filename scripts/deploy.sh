@@ -34,6 +34,7 @@ docker compose --env-file "$ENV_FILE" config --quiet
 # First deploy: build, migrate (one-shot service), start, wait for healthchecks
 # and HTTPS. Later ones: the new release starts beside the running one, which is
 # retired once Traefik routes to the new containers; no request is dropped, and
-# a release that is not healthy in time is removed again (README, Deploying).
+# a release that is not healthy in time is removed again (docs/deploy.md,
+# "Zero-downtime deploys").
 scripts/stack.sh deploy
 log "deployed in $((SECONDS - start))s"

@@ -60,7 +60,7 @@ check_settings() {
         *) die "CERT_RESOLVER must be '' (local certificate) or 'letsencrypt', not '$CERT_RESOLVER'" ;;
     esac
     if [[ ",${COMPOSE_PROFILES:-}," == *,mail-catcher,* && "${ENVIRONMENT:-local}" == production ]]; then
-        die "the mail catcher (COMPOSE_PROFILES=mail-catcher) is for development: it would swallow every mail and show them at https://mail.$DOMAIN. Remove it from COMPOSE_PROFILES and set SMTP_HOST to your provider (README, Email)"
+        die "the mail catcher (COMPOSE_PROFILES=mail-catcher) is for development: it would swallow every mail and show them at https://mail.$DOMAIN. Remove it from COMPOSE_PROFILES and set SMTP_HOST to your provider (docs/mail.md, Setting up SMTP)"
     fi
     if [[ "${TRAEFIK_DASHBOARD:-false}" == true && -z "${TRAEFIK_DASHBOARD_USERS:-}" ]]; then
         die "TRAEFIK_DASHBOARD=true needs TRAEFIK_DASHBOARD_USERS (htpasswd -nbB admin 'a-password')"
@@ -236,7 +236,8 @@ cmd_up() {
 # WAIT_TIMEOUT is removed again and the old containers serve on.
 
 # Traefik's docker provider applies a container's exit within 2 s: a replica
-# stopped before that can be put back in rotation while it drains (README).
+# stopped before that can be put back in rotation while it drains (docs/operations.md,
+# "What the stack guarantees").
 PROVIDER_SETTLE_SECONDS=3
 
 # name:tag (or name@digest) -> name: a registry's port is not a tag.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The stack on Docker Swarm, from the same compose.yaml (README, "Docker Swarm"):
+# The stack on Docker Swarm, from the same compose.yaml (docs/deploy.md, "Docker Swarm"):
 #   scripts/swarm.sh deploy   build the release, render the stack file, deploy it
 #                             (a rolling update when the stack runs), verify HTTPS
 #   scripts/swarm.sh down     remove the stack (its volumes stay)
@@ -42,7 +42,7 @@ require_manager() {
     case "$state" in
         "active true") ;;
         "active false") die "this node is a swarm worker: deploy from a manager (docker node ls there)" ;;
-        *) die "this engine is not in a swarm: docker swarm init --advertise-addr <this node's address> (README, Docker Swarm)" ;;
+        *) die "this engine is not in a swarm: docker swarm init --advertise-addr <this node's address> (docs/deploy.md, Docker Swarm)" ;;
     esac
 }
 
@@ -88,7 +88,7 @@ build_release() {
     if ((nodes > 1)); then
         log "pushing $RELEASE_IMAGE (the other nodes pull it)"
         docker push "$RELEASE_IMAGE" ||
-            die "could not push $RELEASE_IMAGE: on a swarm of several nodes, APP_IMAGE must name a registry you are logged in to (README, Docker Swarm)"
+            die "could not push $RELEASE_IMAGE: on a swarm of several nodes, APP_IMAGE must name a registry you are logged in to (docs/deploy.md, Docker Swarm)"
     fi
 }
 

@@ -41,8 +41,9 @@ class AuthSettings(SettingsGroup):
     SECRET_KEY_PREVIOUS: Annotated[list[SecretStr], NoDecode] = setting(
         [],
         "Previous secrets, comma-separated: they sign nothing but still verify the "
-        "tokens they signed. Rotating (README, 'Rotating secrets'): move SECRET_KEY here, set "
-        "a new one, deploy; remove it after REFRESH_TOKEN_TTL. Same rules as SECRET_KEY.",
+        "tokens they signed. Rotating (docs/operations.md, 'Rotating secrets'): move "
+        "SECRET_KEY here, set a new one, deploy; remove it after REFRESH_TOKEN_TTL. Same "
+        "rules as SECRET_KEY.",
     )
     JWT_ALGORITHM: Algorithm = setting(
         "HS256",

@@ -1,5 +1,5 @@
 """Rotating the signing key, performed: apps with the settings of each step of
-README's "Rotating secrets" run one after the other on the same database. Tokens
+docs/operations.md's "Rotating secrets" run one after the other on the same database. Tokens
 issued before a rotation keep working (access, refresh, device alike), new ones
 name the new key, and once the previous key is removed its tokens are refused."""
 

@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
 
 def browser_home(stack: Stack, tmp_path: Path) -> Path:
     """A fresh $HOME, where Chromium never ran (no NSS database yet), made to trust
-    the ACME root the way the README tells a user: `make trust-ca`."""
+    the ACME root the way docs/deploy.md tells a user: `make trust-ca`."""
     require_tool("certutil")
     assert stack.root_ca is not None
     run(

@@ -159,7 +159,7 @@ def test_rolling_restart_of_three_replicas_fails_no_request(
                 marks[f"replica {number} healthy"] = time.monotonic()
                 time.sleep(ROUTED_AGAIN_SECONDS)
             # Scaling back down, under the load too, one replica at a time as the
-            # README says (two stopping at once can each be routed to after exiting).
+            # docs/operations.md says (two stopping at once can each be routed to after exiting).
             for replicas_left in range(REPLICAS - 1, 0, -1):
                 marks[f"scaled down to {replicas_left}"] = time.monotonic()
                 stack.compose(*scale, f"app={replicas_left}", "app")
