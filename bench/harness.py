@@ -8,7 +8,8 @@
    under the same gunicorn configuration; access logs off for both.
 3. wrk drives each scenario, alternating the two systems run by run, every run
    bounded by wrk's -d; medians of the repeats.
-4. A table, artifacts/bench/results.json and chart.png, each worker's RSS.
+4. A table, artifacts/bench/results.json and chart.png, and what the app's master
+   and workers cost in memory after the load (bench/memory.py: PSS and USS).
 
 The exit status says whether the harness worked (servers up, wrk ran, the
 baseline answered like the app), never whether a target was met.
@@ -40,6 +41,7 @@ from psycopg.conninfo import make_conninfo
 from app.config import Settings
 from app.prestart import migrate
 from bench import data, wrk
+from bench.memory import ServerMemory, server_memory
 from bench.report import (
     APP,
     BASELINE,
@@ -70,7 +72,10 @@ S2_MIN_RATIO = 0.5
 S3_MIN_RATIO_OF_S1 = 0.3
 S4_MIN_RATIO_OF_CEILING = 0.85
 S5_MAX_P99_RATIO = 3.0
-MAX_WORKER_RSS_MB = 80.0
+# Memory after the load (bench/memory.py): the app with its 2 workers, master
+# included, and what one more worker adds.
+MAX_TOTAL_PSS_MB = 150.0
+MAX_WORKER_USS_MB = 30.0
 # S3: pre-issued refresh tokens per run, as a multiple of S1's best rate so far.
 TOKEN_POOL_HEADROOM = 3
 MIN_TOKEN_POOL = 2_000
@@ -93,6 +98,7 @@ class Options:
     bcrypt_checks: int
     out: Path
     smoke: bool
+    gunicorn_conf: Path
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -111,6 +117,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
     parser.add_argument(
+        "--gunicorn-conf",
+        type=Path,
+        default=ROOT / "gunicorn.conf.py",
+        help="the servers' gunicorn.conf.py (the repo's): to compare another",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="one ~2 s run per scenario: checks the harness, its figures mean little",
@@ -128,6 +140,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         bcrypt_checks=3 if args.smoke else 5,
         out=args.out,
         smoke=args.smoke,
+        gunicorn_conf=args.gunicorn_conf,
     )
 
 
@@ -186,9 +199,9 @@ class Server:
             time.sleep(0.3)
         raise HarnessError(f"{self.name} did not answer {path} in time: {self.tail()}")
 
-    def worker_rss_mb(self) -> list[float]:
+    def memory(self) -> ServerMemory:
         workers = psutil.Process(self.process.pid).children()
-        return sorted(round(worker.memory_info().rss / 2**20, 1) for worker in workers)
+        return server_memory(self.process.pid, [worker.pid for worker in workers])
 
     def tail(self) -> str:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-20:])
@@ -519,18 +532,29 @@ def targets(report: Report, bcrypt_seconds: list[float]) -> list[Target]:
             note=f"p99 {s5.p99_ms:.1f} ms during, {s1.p99_ms:.1f} ms without",
         ),
     ]
-    app_workers = report.memory_mb.get(APP, [])
-    if app_workers:
-        found.append(
+    app = report.memory.get(APP)
+    if app is not None:
+        workers_pss = " + ".join(f"{worker.pss_mb:.0f}" for worker in app.workers)
+        found += [
             Target(
-                "RSS",
-                "largest app worker's RSS after the run",
-                max(app_workers),
-                MAX_WORKER_RSS_MB,
+                "PSS",
+                f"app's total PSS after the run ({len(app.workers)} workers)",
+                app.total_pss_mb,
+                MAX_TOTAL_PSS_MB,
                 at_least=False,
                 unit=" MB",
-            )
-        )
+                note=f"master {app.master.pss_mb:.0f} MB + workers {workers_pss} MB",
+            ),
+            Target(
+                "USS",
+                "one more worker: largest app worker's USS after the run",
+                app.largest_worker_uss_mb,
+                MAX_WORKER_USS_MB,
+                at_least=False,
+                unit=" MB",
+                note="its private pages: what a worker adds, and what stopping one frees",
+            ),
+        ]
     return found
 
 
@@ -574,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
 
             workdir = scratch / "srv"
             workdir.mkdir()
-            shutil.copy(ROOT / "gunicorn.conf.py", workdir / "gunicorn.conf.py")
+            shutil.copy(options.gunicorn_conf, workdir / "gunicorn.conf.py")
             app = Server(
                 APP, "app.main:app", env=env, workdir=workdir, log_file=options.out / "app.log"
             )
@@ -613,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
             bench.warm_up()
             for round_ in range(options.repeats):
                 bench.round(round_)
-            memory = {APP: app.worker_rss_mb(), BASELINE: baseline.worker_rss_mb()}
+            memory = {APP: app.memory(), BASELINE: baseline.memory()}
     except (HarnessError, wrk.WrkError) as problem:
         log(f"the benchmark could not run: {problem}")
         return 1
@@ -638,12 +662,13 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": options.repeats,
             "warmup_seconds": options.warmup_seconds,
             "app": "gunicorn app.main:app (gunicorn.conf.py, 2 uvicorn workers), defaults",
+            "gunicorn_conf": str(options.gunicorn_conf),
             "baseline": "gunicorn bench.baseline:app (same configuration)",
             "data": f"{data.ITEMS:,} items of {data.USERS:,} users + "
             f"{data.ITEMS_OF_USER_UNDER_TEST} of the user under test",
         },
         runs=bench.runs,
-        memory_mb=memory,
+        memory=memory,
         extra={"bcrypt_check_seconds": [round(value, 4) for value in bench.bcrypt_seconds]},
     )
     exhausted = sum(run.result.exhausted for run in bench.runs)

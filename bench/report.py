@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.memory import ServerMemory
 from bench.wrk import WrkResult
 
 APP = "app"
@@ -100,6 +101,9 @@ class Report:
     protocol: dict[str, Any]
     runs: list[Run] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
+    # Each system's master and workers after the run (make bench).
+    memory: dict[str, ServerMemory] = field(default_factory=dict)
+    # Workers' RSS only, where smaps_rollup cannot be read (make bench-stack).
     memory_mb: dict[str, list[float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -155,6 +159,7 @@ class Report:
                 }
                 for target in self.targets
             ],
+            "memory": {system: found.as_json() for system, found in self.memory.items()},
             "worker_rss_mb": self.memory_mb,
             "runs": [
                 {
@@ -190,6 +195,21 @@ def format_table(report: Report) -> str:
             f"{len(summary.runs):>5}"
         )
         previous = label
+    if report.memory:
+        lines += [
+            "",
+            "memory after the run, MB (/proc/PID/smaps_rollup; USS: private pages)",
+            f"{'system':9} {'master PSS':>10} {'workers PSS':>14} {'total PSS':>10} "
+            f"{'workers USS':>14} {'workers RSS':>14}",
+        ]
+        for system, found in report.memory.items():
+            pss = " + ".join(f"{worker.pss_mb:.1f}" for worker in found.workers)
+            uss = ", ".join(f"{worker.uss_mb:.1f}" for worker in found.workers)
+            rss = ", ".join(f"{worker.rss_mb:.1f}" for worker in found.workers)
+            lines.append(
+                f"{system:9} {found.master.pss_mb:>10.1f} {pss:>14} {found.total_pss_mb:>10.1f} "
+                f"{uss:>14} {rss:>14}"
+            )
     if report.memory_mb:
         lines.append("")
         for system, sizes in report.memory_mb.items():
