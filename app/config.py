@@ -279,6 +279,14 @@ class Settings(BaseSettings):
     # Larger request bodies get 413 (Traefik applies the same variable in the stack).
     MAX_REQUEST_BODY_BYTES: int = Field(default=1_048_576, ge=1)
 
+    # --- added by issue 17 ---
+    # Failed logins of all this account's known devices together, per LOGIN_ACCOUNT_FAILURE_WINDOW.
+    LOGIN_DEVICE_ACCOUNT_MAX_FAILURES: int = Field(default=20, ge=1)
+    # Mails of any kind to one address, from all flows and clients, per MAIL_REQUEST_WINDOW.
+    MAIL_PER_ADDRESS_MAX: int = Field(default=10, ge=1)
+    # How long the "this wasn't me" link mailed to the old address on an email change works.
+    EMAIL_CHANGE_UNDO_TTL: PositiveDuration = timedelta(days=7)
+
     @classmethod
     def settings_customise_sources(
         cls,

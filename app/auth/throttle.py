@@ -7,8 +7,10 @@ stays as the failure; a successful one removes its own rows.
 
 The keys of a login (app/config.py has the numbers):
 - a known device (the device cookie of an earlier successful login of this
-  account): its own failures only, so nobody else's can lock it out; its
-  success forgives its earlier failures;
+  account, issued since its last session-ending change): its own failures, so
+  nobody else's can lock it out (its success forgives them), and those of all
+  the account's known devices together (LOGIN_DEVICE_ACCOUNT_MAX_FAILURES), so
+  a pile of cookies is not a pile of fresh allowances;
 - otherwise (email, client address) and the account alone: at most
   LOGIN_ACCOUNT_MAX_FAILURES guesses an hour reach an account from all addresses
   together. A success does not forgive these (it may be a stranger's burst at the
@@ -57,10 +59,20 @@ def login_limits(
     user_id: int | None,
     device: DeviceClaims | None,
 ) -> list[Limit]:
-    """`email` is already normalised; `device` is the caller's device cookie, if valid."""
+    """`email` is already normalised; `device` is the caller's device cookie, if it
+    marks a known device of the account (app/auth/service.py)."""
     per_client = (settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW)
     if device is not None and user_id is not None and device.user_id == user_id:
-        return [Limit(_digest("device", str(device.device_id)), *per_client, True)]
+        return [
+            Limit(_digest("device", str(device.device_id)), *per_client, True),
+            # Known devices are many cookies, not one: together they are capped too.
+            Limit(
+                _digest("account-devices", str(user_id)),
+                settings.LOGIN_DEVICE_ACCOUNT_MAX_FAILURES,
+                settings.LOGIN_ACCOUNT_FAILURE_WINDOW,
+                False,
+            ),
+        ]
     return [
         Limit(_digest("client", email, client), *per_client, False),
         Limit(
