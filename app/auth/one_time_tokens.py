@@ -33,18 +33,28 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-async def void(*, db: AsyncSession, user_id: int, purpose: Purpose, now: datetime) -> None:
-    """Void the user's unspent tokens of this purpose; the caller commits."""
+async def void(
+    *, db: AsyncSession, user_id: int, purpose: Purpose | tuple[Purpose, ...], now: datetime
+) -> None:
+    """Void the user's unspent tokens of this purpose (or these); the caller commits."""
+    purposes = purpose if isinstance(purpose, tuple) else (purpose,)
     await db.exec(
         update(OneTimeToken)
         .where(
             col(OneTimeToken.user_id) == user_id,
-            col(OneTimeToken.purpose) == purpose,
+            col(OneTimeToken.purpose).in_(purposes),
             col(OneTimeToken.used_at).is_(None),
             col(OneTimeToken.voided_at).is_(None),
         )
         .values(voided_at=now)
     )
+
+
+async def void_links(*, db: AsyncSession, user_id: int, now: datetime) -> None:
+    """Void every link the account was mailed that acts on it (reset, verify):
+    after its address changes or it is deactivated, none may come back to life
+    when the address or the account does. The caller commits."""
+    await void(db=db, user_id=user_id, purpose=("reset", "verify"), now=now)
 
 
 async def issue(
@@ -91,7 +101,9 @@ async def usable(
     if row.used_at is not None:
         raise InvalidLink(ALREADY_USED)
     if row.voided_at is not None:
-        raise InvalidLink(REPLACED)
+        # Voided by a newer link, or by a change of the account's address.
+        owner = await db.get(User, row.user_id)
+        raise InvalidLink(ADDRESS_CHANGED if owner and owner.email != row.email else REPLACED)
     if row.expires_at <= now:
         raise InvalidLink(EXPIRED)
     return row

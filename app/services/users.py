@@ -161,6 +161,9 @@ async def update_user(*, db: AsyncSession, user_id: int, changes: dict[str, Any]
     await _flush_unless_email_taken(db)
     if changes.get("is_active") is False:
         await end_all_sessions(db=db, user_id=user_id)
+    if new_email is not None or changes.get("is_active") is False:
+        # A link mailed before must not revive with the old address or the account.
+        await one_time_tokens.void_links(db=db, user_id=user_id, now=utcnow())
     if new_email is not None and not user.is_verified:
         outbox.enqueue(db=db, recipient=new_email, purpose="verify")
     await db.commit()

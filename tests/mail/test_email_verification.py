@@ -52,7 +52,12 @@ async def test_registration_mails_a_link_that_verifies_the_address_once(
         assert page.headers["Referrer-Policy"] == "no-referrer"
         assert "/api/auth/verify-email" in page.text
         assert (await verify(http, token)).status_code == 204
-        assert await is_verified(http, pair["access_token"])
+        # Verifying ends the sessions opened before it (pre-account hijacking).
+        assert (
+            await http.get("/api/users/me", headers=bearer(pair["access_token"]))
+        ).status_code == 401
+        fresh = await login(http, "ada.lovelace+o'brien@example.com")
+        assert await is_verified(http, fresh["access_token"])
         again = await verify(http, token)
         assert again.status_code == 400
         assert again.json() == {"detail": "This link was already used: request a new one"}
@@ -62,9 +67,10 @@ async def test_an_email_change_unverifies_and_mails_the_new_address(
     settings: Settings, smtp: SmtpServer
 ) -> None:
     async with mail_app(settings, smtp) as (_, http):
-        pair = await register(http)
+        await register(http)
         _, first = link_of(await smtp.wait_for_mail("ada@example.com"))
         assert (await verify(http, first)).status_code == 204
+        pair = await login(http)  # verifying ended the sessions opened before
         changed = await http.patch(
             "/api/users/me", json={"email": "ada@new.example"}, headers=bearer(pair["access_token"])
         )
@@ -72,6 +78,7 @@ async def test_an_email_change_unverifies_and_mails_the_new_address(
         assert changed.json()["is_verified"] is False
         _, token = link_of(await smtp.wait_for_mail("ada@new.example"))
         assert (await verify(http, token)).status_code == 204
+        pair = await login(http, "ada@new.example")
         assert await is_verified(http, pair["access_token"])
         # The same name again changes nothing and mails nothing.
         same = await http.patch(
@@ -151,7 +158,7 @@ async def test_resending_is_limited_and_mails_only_unverified_accounts(
     settings: Settings, smtp: SmtpServer
 ) -> None:
     async with mail_app(settings, smtp, MAIL_REQUESTS_PER_EMAIL=2) as (app, http):
-        pair = await register(http)
+        await register(http)
         _, token = link_of(await smtp.wait_for_mail("ada@example.com"))
         assert (await verify(http, token)).status_code == 204
         answers = [await resend(http, "ada@example.com") for _ in range(3)]
@@ -168,5 +175,5 @@ async def test_resending_is_limited_and_mails_only_unverified_accounts(
                 break
             await asyncio.sleep(0.05)
         assert [row["recipient"] for row in sent] == ["ada@example.com", "bob@example.com"]
-        assert await is_verified(http, pair["access_token"])
+        assert await is_verified(http, (await login(http))["access_token"])
         assert len(await rows(app, "SELECT 1 FROM one_time_tokens WHERE purpose = 'verify'")) == 2

@@ -282,3 +282,36 @@ async def test_of_concurrent_uses_of_one_token_exactly_one_succeeds(
     assert statuses == [204] + [400] * 7
     refused = {response.json()["detail"] for response in answers if response.status_code == 400}
     assert refused == {"This link was already used: request a new one"}
+
+
+# --- Links that must stay dead, and the per-address mail limit ----------------------
+
+
+async def test_an_email_change_voids_the_accounts_outstanding_links(
+    client: httpx.AsyncClient, app: FastAPI, accounts: dict[str, Any], admin_tokens: dict[str, Any]
+) -> None:
+    ada = accounts["ada"]
+    token = await issue(app, ada["user"]["id"], "ada@example.com", "reset")
+    url, admin = f"/api/users/{ada['user']['id']}", bearer(admin_tokens["access_token"])
+    for address in ("ada@elsewhere.example", "ada@example.com"):
+        assert (await client.patch(url, json={"email": address}, headers=admin)).status_code == 200
+    refused = await client.post(
+        "/api/auth/reset-password", json={"token": token, "new_password": NEW_PASSWORD}
+    )
+    assert refused.status_code == 400
+    await login(client, "ada@example.com", PASSWORD)
+
+
+async def test_deactivation_voids_the_accounts_outstanding_links(
+    client: httpx.AsyncClient, app: FastAPI, accounts: dict[str, Any], admin_tokens: dict[str, Any]
+) -> None:
+    ada = accounts["ada"]
+    token = await issue(app, ada["user"]["id"], "ada@example.com", "reset")
+    url, admin = f"/api/users/{ada['user']['id']}", bearer(admin_tokens["access_token"])
+    for active in (False, True):
+        assert (await client.patch(url, json={"is_active": active}, headers=admin)).is_success
+    refused = await client.post(
+        "/api/auth/reset-password", json={"token": token, "new_password": NEW_PASSWORD}
+    )
+    assert refused.status_code == 400
+    await login(client, "ada@example.com", PASSWORD)
