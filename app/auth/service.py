@@ -26,7 +26,7 @@ from app.database.reads import ReadPool, driver_sql
 from app.exceptions import EmailNotVerified, InvalidCredentials, NotAuthenticated, NotFound
 from app.models import AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
 from app.schema.auth import SessionOut, TokenPair
-from app.services import outbox
+from app.services import mail_limits, outbox
 from app.services import users as users_service
 
 
@@ -78,13 +78,15 @@ async def register(
     client: Client,
 ) -> Login:
     """Create the account and its first session in one transaction, with the
-    verification mail queued in it."""
+    verification mail queued in it if the address's mail limit has room (else
+    none: the account can ask for it later)."""
     user = await users_service.create_user(
         db=db, settings=settings, email=email, password=password, full_name=full_name
     )
     assert user.id is not None
     pair = await open_auth_session(db=db, settings=settings, user_id=user.id, client=client)
-    outbox.enqueue(db=db, recipient=user.email, purpose="verify")
+    if await mail_limits.allowed(db=db, settings=settings, email=user.email):
+        outbox.enqueue(db=db, recipient=user.email, purpose="verify")
     await db.commit()
     outbox.wake_senders()
     return Login(

@@ -96,15 +96,41 @@ def password_change_limits(*, settings: Settings, user_id: int) -> list[Limit]:
     ]
 
 
-def mail_request_limits(
-    *, settings: Settings, purpose: str, email: str, client: str
-) -> list[Limit]:
-    """Mails anyone may ask for (`purpose`: recovery, verification): per address
-    asked for, known or not, and per client address. Every request counts."""
-    window = settings.MAIL_REQUEST_WINDOW
+def mail_address_limit(*, settings: Settings, email: str) -> Limit:
+    """Every mail to an address, whatever flow sends it and whoever asked: the
+    address's own ceiling."""
+    return Limit(
+        _digest("mail-address", email),
+        settings.MAIL_PER_ADDRESS_MAX,
+        settings.MAIL_REQUEST_WINDOW,
+        False,
+    )
+
+
+def mail_client_limit(*, settings: Settings, client: str) -> Limit:
+    """Mails one client address causes, to any address."""
+    return Limit(
+        _digest("mail-client", client),
+        settings.MAIL_REQUESTS_PER_CLIENT,
+        settings.MAIL_REQUEST_WINDOW,
+        False,
+    )
+
+
+def mail_request_limits(*, settings: Settings, email: str, client: str) -> list[Limit]:
+    """Mails anyone may ask for (recovery, verification): per address asked for
+    from this client (a client's share of the address, so a stranger spends only
+    their own), per address from everyone, and per client. Every request counts,
+    known address or not."""
     return [
-        Limit(_digest("mail", purpose, email), settings.MAIL_REQUESTS_PER_EMAIL, window, False),
-        Limit(_digest("mail-client", client), settings.MAIL_REQUESTS_PER_CLIENT, window, False),
+        Limit(
+            _digest("mail", email, client),
+            settings.MAIL_REQUESTS_PER_EMAIL,
+            settings.MAIL_REQUEST_WINDOW,
+            False,
+        ),
+        mail_address_limit(settings=settings, email=email),
+        mail_client_limit(settings=settings, client=client),
     ]
 
 
@@ -143,6 +169,14 @@ async def reserve(
         ).scalar_one()
         rows[limit] = row_id
     return Attempt(rows=rows)
+
+
+async def charge(*, db: AsyncSession, limits: list[Limit]) -> None:
+    """Count something under the keys without refusing it (a notice the account
+    must get whatever the count); the caller commits."""
+    now = utcnow()
+    for limit in limits:
+        await db.exec(insert(LoginFailure).values(key=limit.key, failed_at=now))
 
 
 async def forgive(*, db: AsyncSession, attempt: Attempt) -> None:

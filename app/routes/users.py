@@ -55,10 +55,12 @@ async def read_me(user: CurrentUser) -> PydanticJSONResponse:
     summary="Update my name or email",
     responses=error_responses(EmailTaken),
 )
-async def update_me(data: UserUpdateMe, user: CurrentUser, db: DbSession) -> UserOut:
+async def update_me(
+    data: UserUpdateMe, user: CurrentUser, db: DbSession, settings: SettingsDep
+) -> UserOut:
     """Only `full_name` and `email` can be changed here; any other field is a `422`."""
     updated = await users_service.update_user(
-        db=db, user_id=user.id, changes=data.model_dump(exclude_unset=True)
+        db=db, settings=settings, user_id=user.id, changes=data.model_dump(exclude_unset=True)
     )
     return UserOut.model_validate(updated)
 
@@ -114,12 +116,12 @@ async def read_user(user_id: UserId, _: AdminUser, db: DbSession) -> UserOut:
     responses={**ADMIN_ERRORS, **error_responses(Conflict)},
 )
 async def update_user(
-    user_id: UserId, data: UserUpdateAdmin, _: AdminUser, db: DbSession
+    user_id: UserId, data: UserUpdateAdmin, _: AdminUser, db: DbSession, settings: SettingsDep
 ) -> UserOut:
     """An admin may also set `is_active` and `is_superuser`. Deactivating a user
     ends their sessions at once. The last active superuser cannot be demoted."""
     updated = await users_service.update_user(
-        db=db, user_id=user_id, changes=data.model_dump(exclude_unset=True)
+        db=db, settings=settings, user_id=user_id, changes=data.model_dump(exclude_unset=True)
     )
     return UserOut.model_validate(updated)
 

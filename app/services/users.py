@@ -23,7 +23,7 @@ from app.models import AuthenticatedUser, User, utcnow
 from app.schema.auth import SessionOut
 from app.schema.common import Page
 from app.schema.users import UserListParams, UserOut
-from app.services import outbox
+from app.services import mail_limits, outbox
 from app.services.paging import ListSQL, SortOrder, list_sql, paginate
 
 LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"
@@ -138,7 +138,9 @@ async def _guard_last_superuser(*, db: AsyncSession, user_id: int) -> None:
         raise Conflict(LAST_SUPERUSER)
 
 
-async def update_user(*, db: AsyncSession, user_id: int, changes: dict[str, Any]) -> User:
+async def update_user(
+    *, db: AsyncSession, settings: Settings, user_id: int, changes: dict[str, Any]
+) -> User:
     """Apply the given fields. Deactivating a user ends all their sessions. A new
     email is unverified (unless an admin sets `is_verified` with it) and gets a
     verification mail."""
@@ -164,7 +166,11 @@ async def update_user(*, db: AsyncSession, user_id: int, changes: dict[str, Any]
     if new_email is not None or changes.get("is_active") is False:
         # A link mailed before must not revive with the old address or the account.
         await one_time_tokens.void_links(db=db, user_id=user_id, now=utcnow())
-    if new_email is not None and not user.is_verified:
+    if (
+        new_email is not None
+        and not user.is_verified
+        and await mail_limits.allowed(db=db, settings=settings, email=new_email)
+    ):
         outbox.enqueue(db=db, recipient=new_email, purpose="verify")
     await db.commit()
     if new_email is not None:
