@@ -340,6 +340,25 @@ async def test_registering_an_address_again_and_again_is_held_to_its_mail_limit(
         assert await mails_queued_to(capped, "victim@example.com") == 4
 
 
+async def test_email_changes_to_an_address_are_held_to_its_mail_limit(
+    app: FastAPI, settings: Settings
+) -> None:
+    async with app_with(settings, MAIL_PER_ADDRESS_MAX=4) as capped:
+        async with client_at(capped, "198.51.100.66") as thief:
+            pair = await register(thief, "thief@evil.example")
+            statuses = []
+            for _ in range(5):
+                changed = await thief.patch(
+                    "/api/users/me",
+                    json={"email": "victim@example.com", "current_password": PASSWORD},
+                    headers=bearer(pair["access_token"]),
+                )
+                statuses.append(changed.status_code)
+        # The account's own registration mail went to thief@, not the victim.
+        assert statuses == [200] * 4 + [429]
+        assert await mails_queued_to(capped, "victim@example.com") == 4
+
+
 async def test_a_strangers_requests_do_not_spend_the_owners_recovery(
     client: httpx.AsyncClient,
     attacker: httpx.AsyncClient,

@@ -16,6 +16,7 @@ FULLY_CITED = [
     "tests/security/test_enumeration.py",
     "tests/security/test_signing_key_attacks.py",
     "tests/security/test_mail_attacks.py",
+    "tests/security/test_account_takeover.py",
 ]
 
 
