@@ -81,14 +81,18 @@ async def get_current_user(
     rather than through ReaderDep and SettingsDep, as each sub-dependency costs
     FastAPI a resolution per request.
 
-    A bearer token first; without one, a browser's access cookie, which must
-    come with the session's CSRF token on unsafe methods (app/auth/cookies.py).
-    A bearer needs none: another site cannot make a browser send one."""
+    A bearer token first; only when no `Authorization` header was sent at all, a
+    browser's access cookie, which must come with the session's CSRF token on
+    unsafe methods (app/auth/cookies.py). A bearer needs none: another site
+    cannot make a browser send one."""
     state = request.app.state
     if token:
         return await auth_service.user_from_access_token(
             reader=state.reader, settings=state.settings, token=token
         )
+    if "authorization" in request.headers:
+        # Sent, but no bearer token: refused, never traded for the cookie.
+        raise NotAuthenticated("Not authenticated")
     cookie = cookies.access_cookie(request)
     if cookie is None:
         raise NotAuthenticated("Not authenticated")

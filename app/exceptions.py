@@ -94,6 +94,13 @@ class WrongPassword(DomainError):
     detail = "The current password is incorrect"
 
 
+class PasswordRequired(DomainError):
+    """An email change asked without the current password."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    detail = "Changing the email needs the account's password: send it as current_password"
+
+
 class TooManyAttempts(DomainError):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     detail = "Too many failed login attempts; try again later"
@@ -114,8 +121,9 @@ class TooManyMailRequests(TooManyAttempts):
 
 
 class InvalidLink(DomainError):
-    """A password-reset or verification token that cannot be used; the detail
-    says why (forged or of another purpose, spent, replaced, expired)."""
+    """A mailed token (password reset, verification, email change, undo) that
+    cannot be used; the detail says why (forged or of another purpose, spent,
+    replaced, expired, sent to an address the account no longer has)."""
 
     status_code = status.HTTP_400_BAD_REQUEST
     detail = "This link is not valid: request a new one"

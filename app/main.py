@@ -22,10 +22,13 @@ from app.exceptions import (
     error_responses,
     register_exception_handlers,
 )
-from app.middleware import LimitRequestBody
+from app.middleware import LimitRequestBody, NoStore
 from app.routes import account_mail, health, items, pages, users, wellknown
 from app.services.maintenance import periodic_sweeps
 from app.services.outbox import mail_sender
+
+# The token and auth routes: no answer of theirs is cached, errors included.
+NO_STORE_PREFIXES = ("/api/auth/", "/api/token/")
 
 DESCRIPTION = """
 Users own **items**; every request after login carries a bearer token.
@@ -114,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # Added first, so CORS (added after, hence outside it) can label its 413.
     app.add_middleware(LimitRequestBody, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
+    # Outside the limit: its 413 on a token or auth route is not cached either.
+    app.add_middleware(NoStore, prefixes=NO_STORE_PREFIXES)
     if settings.BACKEND_CORS_ORIGINS:
         app.add_middleware(
             CORSMiddleware,

@@ -1,5 +1,7 @@
-"""ASGI middleware of our own: the request body size limit."""
+"""ASGI middleware of our own: the request body size limit, and `no-store` on
+every answer of the token and auth routes."""
 
+from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,3 +83,30 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return replayed
+
+
+class NoStore:
+    """Every answer under `prefixes` (each ending in `/`) carries `Cache-Control: no-store` and
+    `Pragma: no-cache` (RFC 6749 §5.1), errors included: an exception handler
+    builds a new response, which the routes' own `no_store` dependency never
+    touched. Set at the ASGI level, so no answer of these paths escapes it
+    (a 413, a 422, a 500)."""
+
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not f"{path}/".startswith(self.prefixes):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Cache-Control"] = "no-store"
+                headers["Pragma"] = "no-cache"
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)

@@ -97,9 +97,10 @@ local_certs() {
         "subjectAltName=DNS:$DOMAIN,DNS:*.$DOMAIN" >"$ext"
     openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
         -keyout "$dir/tls.key" -out "$dir/tls.csr" -subj "/CN=$DOMAIN" 2>/dev/null
-    # 397 days: the longest validity browsers accept for a server certificate.
+    # 365 days: within Mozilla's intermediate TLS profile (at most 366; browsers
+    # accept up to 397). Remade 30 days before it expires.
     openssl x509 -req -in "$dir/tls.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
-        -CAcreateserial -days 397 -sha256 -extfile "$ext" -out "$dir/tls.crt" 2>/dev/null
+        -CAcreateserial -days 365 -sha256 -extfile "$ext" -out "$dir/tls.crt" 2>/dev/null
     rm -f "$ext" "$dir/tls.csr"
     chmod 600 "$dir"/*.key
 }

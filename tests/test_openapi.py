@@ -58,6 +58,11 @@ async def test_protected_operations_document_their_401(schema: dict[str, Any]) -
         ("/api/auth/reset-password", "post", "400"),
         ("/api/auth/verify-email", "post", "400"),
         ("/api/auth/verify-email/resend", "post", "429"),
+        ("/api/auth/verify-email", "post", "409"),
+        ("/api/auth/secure-account", "post", "400"),
+        ("/api/users/me", "patch", "400"),
+        ("/api/users/me", "patch", "409"),
+        ("/api/users/me", "patch", "429"),
     ],
 )
 async def test_domain_errors_are_documented(
@@ -112,6 +117,7 @@ async def test_swagger_ui_is_configured_for_the_password_flow(client: httpx.Asyn
         ("/api/auth/verify-email/resend", "202", "MailQueued"),
         ("/api/auth/reset-password", "204", None),
         ("/api/auth/verify-email", "204", None),
+        ("/api/auth/secure-account", "204", None),
     ],
 )
 async def test_the_mail_endpoints_document_their_success(
@@ -130,3 +136,4 @@ async def test_the_mail_endpoints_document_their_success(
 async def test_the_pages_mailed_links_open_are_not_api_operations(schema: dict[str, Any]) -> None:
     assert "/reset-password" not in schema["paths"]
     assert "/verify-email" not in schema["paths"]
+    assert "/secure-account" not in schema["paths"]

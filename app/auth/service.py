@@ -26,7 +26,7 @@ from app.database.reads import ReadPool, driver_sql
 from app.exceptions import EmailNotVerified, InvalidCredentials, NotAuthenticated, NotFound
 from app.models import AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
 from app.schema.auth import SessionOut, TokenPair
-from app.services import outbox
+from app.services import mail_limits, outbox
 from app.services import users as users_service
 
 
@@ -38,21 +38,34 @@ class Login:
     device_token: str | None
 
 
-def _known_device(device_token: str | None, *, settings: Settings) -> tokens.DeviceClaims | None:
-    if not device_token:
+def _known_device(
+    device_token: str | None, user: User | None, *, settings: Settings
+) -> tokens.DeviceClaims | None:
+    """The device cookie's claims if it marks a device of this account under its
+    current credentials: issued to this user, and since the last change that ended
+    every session (a password change or reset, logout-all, an admin). Else None:
+    a stolen or stale cookie is an unknown device like any other."""
+    if not device_token or user is None:
         return None
     try:
-        return tokens.decode_device_token(device_token, settings=settings)
+        device = tokens.decode_device_token(device_token, settings=settings)
     except tokens.InvalidToken:
         return None
+    if device.user_id != user.id or device.session_epoch != user.session_epoch:
+        return None
+    return device
 
 
 def _device_token_for(
-    user_id: int, device: tokens.DeviceClaims | None, *, settings: Settings
+    user: User, device: tokens.DeviceClaims | None, *, settings: Settings
 ) -> str | None:
-    if device is not None and device.user_id == user_id:
+    """A new device cookie, unless the client holds a valid one already."""
+    if device is not None:
         return None
-    return tokens.encode_device_token(settings=settings, user_id=user_id, issued_at=utcnow())
+    assert user.id is not None
+    return tokens.encode_device_token(
+        settings=settings, user_id=user.id, session_epoch=user.session_epoch, issued_at=utcnow()
+    )
 
 
 async def register(
@@ -65,17 +78,19 @@ async def register(
     client: Client,
 ) -> Login:
     """Create the account and its first session in one transaction, with the
-    verification mail queued in it."""
+    verification mail queued in it if the address's mail limit has room (else
+    none: the account can ask for it later)."""
     user = await users_service.create_user(
         db=db, settings=settings, email=email, password=password, full_name=full_name
     )
     assert user.id is not None
     pair = await open_auth_session(db=db, settings=settings, user_id=user.id, client=client)
-    outbox.enqueue(db=db, recipient=user.email, purpose="verify")
+    if await mail_limits.allowed(db=db, settings=settings, email=user.email):
+        outbox.enqueue(db=db, recipient=user.email, purpose="verify")
     await db.commit()
     outbox.wake_senders()
     return Login(
-        pair=pair, user=user, device_token=_device_token_for(user.id, None, settings=settings)
+        pair=pair, user=user, device_token=_device_token_for(user, None, settings=settings)
     )
 
 
@@ -118,7 +133,7 @@ async def login(
     if the account has not changed meanwhile (commit)."""
     email = users_service.normalize_email(email)
     user = await users_service.find_by_email(db=db, normalized_email=email)
-    device = _known_device(device_token, settings=settings)
+    device = _known_device(device_token, user, settings=settings)
     attempt = await throttle.reserve(
         db=db,
         limits=throttle.login_limits(
@@ -149,7 +164,7 @@ async def login(
     await throttle.forgive(db=db, attempt=attempt)
     await db.commit()
     return Login(
-        pair=pair, user=user, device_token=_device_token_for(user.id, device, settings=settings)
+        pair=pair, user=user, device_token=_device_token_for(user, device, settings=settings)
     )
 
 

@@ -7,8 +7,10 @@ stays as the failure; a successful one removes its own rows.
 
 The keys of a login (app/settings/auth.py has the numbers):
 - a known device (the device cookie of an earlier successful login of this
-  account): its own failures only, so nobody else's can lock it out; its
-  success forgives its earlier failures;
+  account, issued since its last session-ending change): its own failures, so
+  nobody else's can lock it out (its success forgives them), and those of all
+  the account's known devices together (LOGIN_DEVICE_ACCOUNT_MAX_FAILURES), so
+  a pile of cookies is not a pile of fresh allowances;
 - otherwise (email, client address) and the account alone: at most
   LOGIN_ACCOUNT_MAX_FAILURES guesses an hour reach an account from all addresses
   together. A success does not forgive these (it may be a stranger's burst at the
@@ -57,10 +59,20 @@ def login_limits(
     user_id: int | None,
     device: DeviceClaims | None,
 ) -> list[Limit]:
-    """`email` is already normalised; `device` is the caller's device cookie, if valid."""
+    """`email` is already normalised; `device` is the caller's device cookie, if it
+    marks a known device of the account (app/auth/service.py)."""
     per_client = (settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW)
     if device is not None and user_id is not None and device.user_id == user_id:
-        return [Limit(_digest("device", str(device.device_id)), *per_client, True)]
+        return [
+            Limit(_digest("device", str(device.device_id)), *per_client, True),
+            # Known devices are many cookies, not one: together they are capped too.
+            Limit(
+                _digest("account-devices", str(user_id)),
+                settings.LOGIN_DEVICE_ACCOUNT_MAX_FAILURES,
+                settings.LOGIN_ACCOUNT_FAILURE_WINDOW,
+                False,
+            ),
+        ]
     return [
         Limit(_digest("client", email, client), *per_client, False),
         Limit(
@@ -84,15 +96,41 @@ def password_change_limits(*, settings: Settings, user_id: int) -> list[Limit]:
     ]
 
 
-def mail_request_limits(
-    *, settings: Settings, purpose: str, email: str, client: str
-) -> list[Limit]:
-    """Mails anyone may ask for (`purpose`: recovery, verification): per address
-    asked for, known or not, and per client address. Every request counts."""
-    window = settings.MAIL_REQUEST_WINDOW
+def mail_address_limit(*, settings: Settings, email: str) -> Limit:
+    """Every mail to an address, whatever flow sends it and whoever asked: the
+    address's own ceiling."""
+    return Limit(
+        _digest("mail-address", email),
+        settings.MAIL_PER_ADDRESS_MAX,
+        settings.MAIL_REQUEST_WINDOW,
+        False,
+    )
+
+
+def mail_client_limit(*, settings: Settings, client: str) -> Limit:
+    """Mails one client address causes, to any address."""
+    return Limit(
+        _digest("mail-client", client),
+        settings.MAIL_REQUESTS_PER_CLIENT,
+        settings.MAIL_REQUEST_WINDOW,
+        False,
+    )
+
+
+def mail_request_limits(*, settings: Settings, email: str, client: str) -> list[Limit]:
+    """Mails anyone may ask for (recovery, verification): per address asked for
+    from this client (a client's share of the address, so a stranger spends only
+    their own), per address from everyone, and per client. Every request counts,
+    known address or not."""
     return [
-        Limit(_digest("mail", purpose, email), settings.MAIL_REQUESTS_PER_EMAIL, window, False),
-        Limit(_digest("mail-client", client), settings.MAIL_REQUESTS_PER_CLIENT, window, False),
+        Limit(
+            _digest("mail", email, client),
+            settings.MAIL_REQUESTS_PER_EMAIL,
+            settings.MAIL_REQUEST_WINDOW,
+            False,
+        ),
+        mail_address_limit(settings=settings, email=email),
+        mail_client_limit(settings=settings, client=client),
     ]
 
 
@@ -131,6 +169,14 @@ async def reserve(
         ).scalar_one()
         rows[limit] = row_id
     return Attempt(rows=rows)
+
+
+async def charge(*, db: AsyncSession, limits: list[Limit]) -> None:
+    """Count something under the keys without refusing it (a notice the account
+    must get whatever the count); the caller commits."""
+    now = utcnow()
+    for limit in limits:
+        await db.exec(insert(LoginFailure).values(key=limit.key, failed_at=now))
 
 
 async def forgive(*, db: AsyncSession, attempt: Attempt) -> None:

@@ -21,6 +21,10 @@ from app.signing_keys import KeyRing, VerificationKey
 
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "iss", "aud", "type"]
 SESSION_CLAIMS = [*REQUIRED_CLAIMS, "sid"]
+# A device token names the account's session epoch when it was issued (`sep`):
+# whatever ends every session (a password change or reset, logout-all, an admin)
+# moves the epoch on, and the token no longer marks a known device.
+DEVICE_CLAIMS = [*REQUIRED_CLAIMS, "sep"]
 
 
 class TokenType(enum.StrEnum):
@@ -45,6 +49,8 @@ class TokenClaims:
 class DeviceClaims:
     user_id: int
     device_id: uuid.UUID
+    # The account's session epoch the token was issued under.
+    session_epoch: int
 
 
 def _encode(
@@ -158,7 +164,9 @@ def decode_token(token: str, *, settings: Settings, expected_type: TokenType) ->
         raise InvalidToken(str(exc)) from exc
 
 
-def encode_device_token(*, settings: Settings, user_id: int, issued_at: datetime) -> str:
+def encode_device_token(
+    *, settings: Settings, user_id: int, session_epoch: int, issued_at: datetime
+) -> str:
     return _encode(
         settings=settings,
         token_type=TokenType.DEVICE,
@@ -166,14 +174,19 @@ def encode_device_token(*, settings: Settings, user_id: int, issued_at: datetime
         jti=uuid.uuid4(),
         issued_at=issued_at,
         lifetime=settings.DEVICE_TOKEN_TTL,
+        sep=str(session_epoch),
     )
 
 
 def decode_device_token(token: str, *, settings: Settings) -> DeviceClaims:
     try:
         payload = _decode(
-            token, settings=settings, expected_type=TokenType.DEVICE, required=REQUIRED_CLAIMS
+            token, settings=settings, expected_type=TokenType.DEVICE, required=DEVICE_CLAIMS
         )
-        return DeviceClaims(user_id=int(payload["sub"]), device_id=uuid.UUID(payload["jti"]))
+        return DeviceClaims(
+            user_id=int(payload["sub"]),
+            device_id=uuid.UUID(payload["jti"]),
+            session_epoch=int(payload["sep"]),
+        )
     except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
         raise InvalidToken(str(exc)) from exc

@@ -5,10 +5,10 @@ from fastapi import APIRouter, Depends, Request, status
 
 from app.auth.routes import no_store
 from app.dependencies import DbSession, SettingsDep, client_of
-from app.exceptions import InvalidLink, TooManyMailRequests, error_responses
+from app.exceptions import EmailTaken, InvalidLink, TooManyMailRequests, error_responses
 from app.schema.account_mail import AddressRequest, EmailVerification, MailQueued, PasswordReset
+from app.services import account_security, mail_requests
 from app.services import email_verification as verification_service
-from app.services import mail_requests
 from app.services import password_reset as reset_service
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], dependencies=[Depends(no_store)])
@@ -60,11 +60,15 @@ async def reset_password(data: PasswordReset, db: DbSession, settings: SettingsD
     "/verify-email",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Verify my email address with a mailed token",
-    responses=error_responses(InvalidLink),
+    responses=error_responses(InvalidLink, EmailTaken),
 )
 async def verify_email(data: EmailVerification, db: DbSession) -> None:
     """Marks the address the token was mailed to as verified (`is_verified` in the
-    user), if it is still the account's. A bad token is a `400` saying why."""
+    user), if it is still the account's; the link of an email change
+    (`PATCH /api/users/me`) makes its address the account's, verified. Either way
+    **every session ends** (log in again): whoever held one before the address
+    was proven keeps none. A bad token is a `400` saying why; an address another
+    account took meanwhile, a `409`."""
     await verification_service.verify_email(db=db, token=data.token)
 
 
@@ -85,3 +89,20 @@ async def resend_verification(
         db=db, settings=settings, purpose="verify", email=data.email, client=client_of(request)
     )
     return MailQueued(message=VERIFICATION_QUEUED)
+
+
+@router.post(
+    "/secure-account",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="This wasn't me: take the account back after an email change",
+    responses=error_responses(InvalidLink),
+)
+async def secure_account(data: EmailVerification, db: DbSession, settings: SettingsDep) -> None:
+    """Spends the "this wasn't me" token mailed to the old address when the
+    account's email change was asked (`PATCH /api/users/me`), valid for
+    `EMAIL_CHANGE_UNDO_TTL` (7 days), even after the change went through: ends
+    **every** session (device cookies too), voids every outstanding link (the
+    pending change included), gives the account that address back (verified)
+    unless another account took it meanwhile, and voids the password: set a new
+    one with `POST /api/auth/password-recovery`. A bad token is a `400` saying why."""
+    await account_security.secure_account(db=db, settings=settings, token=data.token)

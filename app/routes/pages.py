@@ -1,4 +1,5 @@
-"""The two pages mailed links open: choose a new password, verify an address.
+"""The pages mailed links open: choose a new password, verify an address (or a
+new one), secure the account after an email change that wasn't the owner's.
 
 Static HTML whose inline script reads the token from the link's fragment (never
 sent to a server, so in no access log), removes it from the address bar, and
@@ -45,3 +46,8 @@ async def reset_password_page(settings: SettingsDep) -> HTMLResponse:
 @router.get("/verify-email", response_class=HTMLResponse)
 async def verify_email_page(settings: SettingsDep) -> HTMLResponse:
     return _page("verify_email.html", settings.PROJECT_NAME)
+
+
+@router.get("/secure-account", response_class=HTMLResponse)
+async def secure_account_page(settings: SettingsDep) -> HTMLResponse:
+    return _page("secure_account.html", settings.PROJECT_NAME)

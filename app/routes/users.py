@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from app.dependencies import (
     AdminUser,
@@ -10,6 +10,7 @@ from app.dependencies import (
     DbSession,
     ReaderDep,
     SettingsDep,
+    client_address,
     get_current_user,
 )
 from app.exceptions import (
@@ -18,6 +19,7 @@ from app.exceptions import (
     NotAuthenticated,
     NotFound,
     PermissionDenied,
+    TooManyMailRequests,
     WrongPassword,
     error_responses,
 )
@@ -52,13 +54,29 @@ async def read_me(user: CurrentUser) -> PydanticJSONResponse:
 @router.patch(
     "/me",
     response_model=UserOut,
-    summary="Update my name or email",
-    responses=error_responses(EmailTaken),
+    summary="Update my name, or ask to change my email",
+    responses=error_responses(EmailTaken, WrongPassword, TooManyMailRequests),
 )
-async def update_me(data: UserUpdateMe, user: CurrentUser, db: DbSession) -> UserOut:
-    """Only `full_name` and `email` can be changed here; any other field is a `422`."""
-    updated = await users_service.update_user(
-        db=db, user_id=user.id, changes=data.model_dump(exclude_unset=True)
+async def update_me(
+    request: Request, data: UserUpdateMe, user: CurrentUser, db: DbSession, settings: SettingsDep
+) -> UserOut:
+    """Only `full_name`, `email` and `current_password` may be sent; any other
+    field is a `422`. The name changes at once.
+
+    A new `email` needs `current_password` (`400` without it or with a wrong
+    one; guesses are throttled, `429`) and does **not** change the account yet:
+    the answer still shows the current address. A link goes to the new address
+    (`POST /api/auth/verify-email` spends it: the address becomes the account's,
+    verified, and every session ends), and a notice goes to the current address
+    with a "this wasn't me" link (`POST /api/auth/secure-account`). An address
+    another account has is a `409`; mails to the new address count toward its
+    mail limit (`429` with `Retry-After`)."""
+    updated = await users_service.update_me(
+        db=db,
+        settings=settings,
+        user=user,
+        changes=data.model_dump(exclude_unset=True),
+        client=client_address(request),
     )
     return UserOut.model_validate(updated)
 
@@ -72,7 +90,8 @@ async def update_me(data: UserUpdateMe, user: CurrentUser, db: DbSession) -> Use
 async def change_my_password(
     data: PasswordChange, user: CurrentUser, db: DbSession, settings: SettingsDep
 ) -> None:
-    """Ends **every** session, this one included: log in again with the new password."""
+    """Ends **every** session, this one included: log in again with the new
+    password. A notice goes to the account's address."""
     await users_service.change_password(
         db=db,
         settings=settings,
@@ -114,12 +133,12 @@ async def read_user(user_id: UserId, _: AdminUser, db: DbSession) -> UserOut:
     responses={**ADMIN_ERRORS, **error_responses(Conflict)},
 )
 async def update_user(
-    user_id: UserId, data: UserUpdateAdmin, _: AdminUser, db: DbSession
+    user_id: UserId, data: UserUpdateAdmin, _: AdminUser, db: DbSession, settings: SettingsDep
 ) -> UserOut:
     """An admin may also set `is_active` and `is_superuser`. Deactivating a user
     ends their sessions at once. The last active superuser cannot be demoted."""
     updated = await users_service.update_user(
-        db=db, user_id=user_id, changes=data.model_dump(exclude_unset=True)
+        db=db, settings=settings, user_id=user_id, changes=data.model_dump(exclude_unset=True)
     )
     return UserOut.model_validate(updated)
 

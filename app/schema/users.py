@@ -55,9 +55,9 @@ class UserRegister(StrictInput):
     full_name: FullName | None = Field(default=None, examples=["Ada Lovelace"])
 
 
-class UserUpdateMe(StrictInput):
-    """Only these can be changed by the user; role and activity are the admin's.
-    `full_name: null` clears the name; the email cannot be cleared."""
+class AccountFields(StrictInput):
+    """What both the user and an admin may change. `full_name: null` clears the
+    name; the email cannot be cleared."""
 
     email: Email | None = None
     full_name: FullName | None = None
@@ -65,7 +65,19 @@ class UserUpdateMe(StrictInput):
     _email_cannot_be_null = field_validator("email")(reject_null)
 
 
-class UserUpdateAdmin(UserUpdateMe):
+class UserUpdateMe(AccountFields):
+    """Only these can be changed by the user; role and activity are the admin's.
+    A new `email` needs `current_password`, and becomes the account's only when
+    the link mailed to it is followed."""
+
+    current_password: str | None = Field(
+        default=None,
+        description="The account's password: required with a new `email`, ignored otherwise.",
+        examples=["correct horse battery staple"],
+    )
+
+
+class UserUpdateAdmin(AccountFields):
     is_active: bool | None = None
     is_superuser: bool | None = None
     # An admin may vouch for an address (or withdraw it); an email change in the

@@ -9,7 +9,7 @@ token is created in the transaction that stores the mail carrying it.
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
+from typing import Literal
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,7 +19,8 @@ from app.config import Settings
 from app.mail.templates import RenderedMail, render_mail
 from app.models import User, utcnow
 
-Compose = one_time_tokens.Purpose
+# The mails the sender composes itself (looking the account up by address).
+Compose = Literal["reset", "verify"]
 NO_ACCOUNT = "no active account has this address"
 ALREADY_VERIFIED = "the address is already verified"
 
@@ -70,7 +71,7 @@ async def compose(
     token = await one_time_tokens.issue(
         db=db,
         user_id=user.id,
-        purpose=cast(Compose, purpose),
+        purpose="reset" if purpose == "reset" else "verify",
         email=recipient,
         lifetime=lifetime,
         now=utcnow(),
@@ -81,4 +82,55 @@ async def compose(
         email=recipient,
         link=link(settings, mail.page, token),
         valid_for=for_humans(lifetime),
+    )
+
+
+# --- Mails composed in the request that causes them -----------------------------
+# A link to the new address and a notice to the old one on an email change, and
+# the notices of a password change or reset: the account is known, so nothing is
+# hidden by composing here, and the link's token is stored in the same transaction.
+
+
+def notice(settings: Settings, template: str, email: str) -> RenderedMail:
+    """A notice without a link to the account's address (password changed, reset)."""
+    return render_mail(template, project=settings.PROJECT_NAME, email=email)
+
+
+async def email_change_mails(
+    *, db: AsyncSession, settings: Settings, user_id: int, old: str, new: str
+) -> tuple[RenderedMail, RenderedMail]:
+    """The link that makes `new` the address (to `new`), and the notice to `old`
+    with its "this wasn't me" link. Issues both tokens; the caller commits. A new
+    confirmation link voids the previous one; each change's undo link stays valid."""
+    now = utcnow()
+    confirm_for, undo_for = settings.EMAIL_VERIFY_TTL, settings.EMAIL_CHANGE_UNDO_TTL
+    confirm = await one_time_tokens.issue(
+        db=db, user_id=user_id, purpose="email_change", email=new, lifetime=confirm_for, now=now
+    )
+    undo = await one_time_tokens.issue(
+        db=db,
+        user_id=user_id,
+        purpose="email_undo",
+        email=old,
+        lifetime=undo_for,
+        now=now,
+        void_previous=False,
+    )
+    project = settings.PROJECT_NAME
+    return (
+        render_mail(
+            "confirm_email_change",
+            project=project,
+            email=new,
+            link=link(settings, "verify-email", confirm),
+            valid_for=for_humans(confirm_for),
+        ),
+        render_mail(
+            "notice_email_change",
+            project=project,
+            email=old,
+            new_email=new,
+            link=link(settings, "secure-account", undo),
+            valid_for=for_humans(undo_for),
+        ),
     )

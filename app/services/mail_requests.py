@@ -11,22 +11,18 @@ from app.services import outbox
 from app.services.account_mail import Compose
 from app.services.users import normalize_email
 
-# The throttle's name for each mail anyone may ask for.
-LIMITED_AS: dict[Compose, str] = {"reset": "recovery", "verify": "verification"}
-
 
 async def request_account_mail(
     *, db: AsyncSession, settings: Settings, purpose: Compose, email: str, client: Client
 ) -> None:
     """Someone asks for an account mail for an address: count the request against
-    the limits (per address and per client), queue the mail, wake the sender. The
-    same work whether or not an account has the address: the sender looks it up."""
+    the limits (this client's share of the address, the address's ceiling over
+    every flow, the client's), queue the mail, wake the sender. The same work
+    whether or not an account has the address: the sender looks it up."""
     email = normalize_email(email)
     await throttle.reserve(
         db=db,
-        limits=throttle.mail_request_limits(
-            settings=settings, purpose=LIMITED_AS[purpose], email=email, client=client.address
-        ),
+        limits=throttle.mail_request_limits(settings=settings, email=email, client=client.address),
         error=TooManyMailRequests,
     )
     outbox.enqueue(db=db, recipient=email, purpose=purpose)

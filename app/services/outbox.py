@@ -48,6 +48,16 @@ def enqueue(*, db: AsyncSession, recipient: str, purpose: Compose) -> None:
     db.add(MailOutbox(recipient=recipient, compose=purpose))
 
 
+def enqueue_mail(*, db: AsyncSession, recipient: str, mail: RenderedMail) -> None:
+    """Queue a mail composed already (its bodies are dropped once it is sent or
+    given up); the caller commits, then calls wake_senders()."""
+    db.add(
+        MailOutbox(
+            recipient=recipient, subject=mail.subject, text_body=mail.text, html_body=mail.html
+        )
+    )
+
+
 def retry_delay(settings: Settings, attempts: int) -> timedelta:
     """The wait before the next attempt, after `attempts` failed ones."""
     ceiling: timedelta = min(settings.MAIL_RETRY_DELAY * 2 ** (attempts - 1), MAX_RETRY_DELAY)

@@ -12,14 +12,15 @@ from app.auth import one_time_tokens, passwords
 from app.auth.sessions import end_all_sessions
 from app.config import Settings
 from app.models import utcnow
+from app.services import account_mail, mail_limits, outbox
 
 
 async def reset_password(
     *, db: AsyncSession, settings: Settings, token: str, new_password: str
 ) -> None:
     """Spend the token: set the password, void the other reset links, end every
-    session, and count the address as verified (the link reached it), in one
-    transaction. The token is checked before bcrypt runs (a forged one costs no
+    session, count the address as verified (the link reached it), and queue a
+    notice to it, in one transaction. The token is checked before bcrypt runs (a forged one costs no
     hash) and again, locked, after: of two uses at once one wins."""
     await one_time_tokens.usable(db=db, token=token, purpose="reset", now=utcnow())
     await db.rollback()  # no connection held while bcrypt runs
@@ -33,4 +34,8 @@ async def reset_password(
     db.add(user)
     await db.flush()
     await end_all_sessions(db=db, user_id=user.id)
+    notice = account_mail.notice(settings, "notice_password_reset", user.email)
+    outbox.enqueue_mail(db=db, recipient=user.email, mail=notice)
+    await mail_limits.charge(db=db, settings=settings, email=user.email)
     await db.commit()
+    outbox.wake_senders()

@@ -18,12 +18,20 @@ from app.auth import one_time_tokens, passwords, throttle
 from app.auth.sessions import end_all_sessions, live_sessions
 from app.config import Settings
 from app.database.reads import ReadPool, driver_sql
-from app.exceptions import Conflict, EmailTaken, NotAuthenticated, NotFound, WrongPassword
+from app.exceptions import (
+    Conflict,
+    DomainError,
+    EmailTaken,
+    NotAuthenticated,
+    NotFound,
+    PasswordRequired,
+    WrongPassword,
+)
 from app.models import AuthenticatedUser, User, utcnow
 from app.schema.auth import SessionOut
 from app.schema.common import Page
 from app.schema.users import UserListParams, UserOut
-from app.services import outbox
+from app.services import account_mail, mail_limits, outbox
 from app.services.paging import ListSQL, SortOrder, list_sql, paginate
 
 LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"
@@ -138,7 +146,9 @@ async def _guard_last_superuser(*, db: AsyncSession, user_id: int) -> None:
         raise Conflict(LAST_SUPERUSER)
 
 
-async def update_user(*, db: AsyncSession, user_id: int, changes: dict[str, Any]) -> User:
+async def update_user(
+    *, db: AsyncSession, settings: Settings, user_id: int, changes: dict[str, Any]
+) -> User:
     """Apply the given fields. Deactivating a user ends all their sessions. A new
     email is unverified (unless an admin sets `is_verified` with it) and gets a
     verification mail."""
@@ -161,7 +171,14 @@ async def update_user(*, db: AsyncSession, user_id: int, changes: dict[str, Any]
     await _flush_unless_email_taken(db)
     if changes.get("is_active") is False:
         await end_all_sessions(db=db, user_id=user_id)
-    if new_email is not None and not user.is_verified:
+    if new_email is not None or changes.get("is_active") is False:
+        # A link mailed before must not revive with the old address or the account.
+        await one_time_tokens.void_links(db=db, user_id=user_id, now=utcnow())
+    if (
+        new_email is not None
+        and not user.is_verified
+        and await mail_limits.allowed(db=db, settings=settings, email=new_email)
+    ):
         outbox.enqueue(db=db, recipient=new_email, purpose="verify")
     await db.commit()
     if new_email is not None:
@@ -169,21 +186,88 @@ async def update_user(*, db: AsyncSession, user_id: int, changes: dict[str, Any]
     return user
 
 
+async def _check_current_password(
+    *, db: AsyncSession, settings: Settings, user: AuthenticatedUser, password: str
+) -> throttle.Attempt:
+    """WrongPassword unless `password` is the user's; guesses are throttled like
+    logins (the caller forgives the attempt once its change is stored). Commits
+    the count, so no connection is held while bcrypt runs."""
+    attempt = await throttle.reserve(
+        db=db, limits=throttle.password_change_limits(settings=settings, user_id=user.id)
+    )
+    await db.commit()
+    if not await passwords.verify_password(password, user.hashed_password, settings=settings):
+        raise WrongPassword()
+    return attempt
+
+
+async def update_me(
+    *,
+    db: AsyncSession,
+    settings: Settings,
+    user: AuthenticatedUser,
+    changes: dict[str, Any],
+    client: str,
+) -> User:
+    """The user's own changes. The name changes at once. A new email does not:
+    it needs the current password, then the address gets a link that makes it
+    the account's (POST /api/auth/verify-email, which ends every session), and
+    the current address gets a notice with a "this wasn't me" link
+    (POST /api/auth/secure-account). Until the link is followed nothing changes,
+    so a stolen session cannot carry the account away."""
+    password = changes.pop("current_password", None)
+    new_email = normalize_email(changes.pop("email")) if "email" in changes else None
+    if new_email == user.email:
+        new_email = None
+    attempt = None
+    if new_email is not None:
+        if password is None:
+            raise PasswordRequired()
+        attempt = await _check_current_password(
+            db=db, settings=settings, user=user, password=password
+        )
+        try:
+            if await find_by_email(db=db, normalized_email=new_email) is not None:
+                raise EmailTaken()
+            await mail_limits.reserve(db=db, settings=settings, email=new_email, client=client)
+        except DomainError:
+            # The password was right: refused for another reason, it counts as no guess.
+            await db.rollback()
+            await throttle.forgive(db=db, attempt=attempt)
+            await db.commit()
+            raise
+    account = await get_user(db=db, user_id=user.id)
+    if account.session_epoch != user.session_epoch:
+        raise NotAuthenticated()  # every session ended while the password was checked
+    for field, value in changes.items():
+        setattr(account, field, value)
+    account.updated_at = utcnow()
+    db.add(account)
+    if new_email is not None and attempt is not None:
+        confirm, notice = await account_mail.email_change_mails(
+            db=db, settings=settings, user_id=user.id, old=account.email, new=new_email
+        )
+        outbox.enqueue_mail(db=db, recipient=new_email, mail=confirm)
+        outbox.enqueue_mail(db=db, recipient=account.email, mail=notice)
+        await mail_limits.charge(db=db, settings=settings, email=account.email)
+        await throttle.forgive(db=db, attempt=attempt)
+    await db.commit()
+    if new_email is not None:
+        outbox.wake_senders()
+    return account
+
+
 async def change_password(
     *, db: AsyncSession, settings: Settings, user: AuthenticatedUser, current: str, new: str
 ) -> None:
-    """Check the current password, store the new hash, and end every session.
+    """Check the current password, store the new hash, end every session, and
+    tell the account's address.
 
     Guesses of the current password are throttled like logins. No connection is
     held while bcrypt runs; the new hash is stored only if no session-ending change
     came in between (else the caller's own session has ended: 401)."""
-    user_id, hashed_current, epoch = user.id, user.hashed_password, user.session_epoch
-    attempt = await throttle.reserve(
-        db=db, limits=throttle.password_change_limits(settings=settings, user_id=user_id)
-    )
-    await db.commit()
-    if not await passwords.verify_password(current, hashed_current, settings=settings):
-        raise WrongPassword()
+    user_id, epoch = user.id, user.session_epoch
+    attempt = await _check_current_password(db=db, settings=settings, user=user, password=current)
     hashed = await passwords.hash_password(new, settings=settings)
     stored = await db.exec(
         update(User)
@@ -198,7 +282,11 @@ async def change_password(
     # A reset link mailed before the change must not undo it.
     await one_time_tokens.void(db=db, user_id=user_id, purpose="reset", now=utcnow())
     await throttle.forgive(db=db, attempt=attempt)
+    notice = account_mail.notice(settings, "notice_password_changed", user.email)
+    outbox.enqueue_mail(db=db, recipient=user.email, mail=notice)
+    await mail_limits.charge(db=db, settings=settings, email=user.email)
     await db.commit()
+    outbox.wake_senders()
 
 
 async def delete_user(*, db: AsyncSession, user_id: int) -> None:

@@ -107,10 +107,18 @@ class AuthSettings(SettingsGroup):
     LOGIN_ACCOUNT_FAILURE_WINDOW: PositiveDuration = setting(
         timedelta(hours=1), "The window of LOGIN_ACCOUNT_MAX_FAILURES."
     )
+    LOGIN_DEVICE_ACCOUNT_MAX_FAILURES: int = setting(
+        20,
+        "Failed logins from all of an account's known devices together, per "
+        "LOGIN_ACCOUNT_FAILURE_WINDOW; past it, its known devices get 429 too (a pile "
+        "of old device cookies is not a pile of fresh allowances).",
+        ge=1,
+    )
     DEVICE_TOKEN_TTL: PositiveDuration = setting(
         timedelta(days=365),
         "Lifetime of the device cookie a successful login sets: that client's failures "
-        "count against it alone, so nobody else's failures can lock it out.",
+        "count against it alone, so nobody else's failures can lock it out. Whatever "
+        "ends every session of the account voids it sooner.",
     )
     REFRESH_REUSE_GRACE: Duration = setting(
         timedelta(seconds=2),

@@ -71,22 +71,37 @@ class MailSettings(SettingsGroup):
         timedelta(minutes=30), "How long a password-reset link works."
     )
     EMAIL_VERIFY_TTL: PositiveDuration = setting(
-        timedelta(days=2), "How long an email-verification link works."
+        timedelta(days=2),
+        "How long an email-verification link works (and an email change's confirmation link).",
     )
     LOGIN_REQUIRES_VERIFIED_EMAIL: bool = setting(
         False,
         "'false': unverified accounts log in (the user shows is_verified: false). "
         "'true': their login answers 403 saying why; the link can be requested again.",
     )
+    EMAIL_CHANGE_UNDO_TTL: PositiveDuration = setting(
+        timedelta(days=7),
+        'How long the "this wasn\'t me" link mailed to the old address after an '
+        "email change works (it keeps working after the change went through).",
+    )
     MAIL_REQUESTS_PER_EMAIL: int = setting(
         3,
         "Mails anyone may ask for (password recovery, verification resend): at most "
-        "this many per email address within MAIL_REQUEST_WINDOW; then 429.",
+        "this many per email address and client address within MAIL_REQUEST_WINDOW; "
+        "then 429 (a stranger spends only their own share).",
         ge=1,
     )
     MAIL_REQUESTS_PER_CLIENT: int = setting(20, "The same, per client address.", ge=1)
+    MAIL_PER_ADDRESS_MAX: int = setting(
+        10,
+        "Mails of any kind to one address within MAIL_REQUEST_WINDOW, from every flow "
+        "and client (recovery, resend, registration, email change, notices). At the "
+        "ceiling an email change is a 429, a verification mail is not sent, and a "
+        "security notice is still sent.",
+        ge=1,
+    )
     MAIL_REQUEST_WINDOW: PositiveDuration = setting(
-        timedelta(hours=1), "The window of the two limits above."
+        timedelta(hours=1), "The window of the mail limits above."
     )
 
     @field_validator("EMAILS_FROM")

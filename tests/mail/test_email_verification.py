@@ -52,32 +52,48 @@ async def test_registration_mails_a_link_that_verifies_the_address_once(
         assert page.headers["Referrer-Policy"] == "no-referrer"
         assert "/api/auth/verify-email" in page.text
         assert (await verify(http, token)).status_code == 204
-        assert await is_verified(http, pair["access_token"])
+        # Verifying ends the sessions opened before it (pre-account hijacking).
+        assert (
+            await http.get("/api/users/me", headers=bearer(pair["access_token"]))
+        ).status_code == 401
+        fresh = await login(http, "ada.lovelace+o'brien@example.com")
+        assert await is_verified(http, fresh["access_token"])
         again = await verify(http, token)
         assert again.status_code == 400
         assert again.json() == {"detail": "This link was already used: request a new one"}
 
 
-async def test_an_email_change_unverifies_and_mails_the_new_address(
+async def change_email(http: httpx.AsyncClient, access_token: str, email: str) -> httpx.Response:
+    return await http.patch(
+        "/api/users/me",
+        json={"email": email, "current_password": PASSWORD},
+        headers=bearer(access_token),
+    )
+
+
+async def test_an_email_change_mails_the_new_address_a_link_that_makes_it_the_accounts(
     settings: Settings, smtp: SmtpServer
 ) -> None:
     async with mail_app(settings, smtp) as (_, http):
-        pair = await register(http)
+        await register(http)
         _, first = link_of(await smtp.wait_for_mail("ada@example.com"))
         assert (await verify(http, first)).status_code == 204
-        changed = await http.patch(
-            "/api/users/me", json={"email": "ada@new.example"}, headers=bearer(pair["access_token"])
-        )
+        pair = await login(http)  # verifying ended the sessions opened before
+        changed = await change_email(http, pair["access_token"], "ada@new.example")
         assert changed.status_code == 200
-        assert changed.json()["is_verified"] is False
-        _, token = link_of(await smtp.wait_for_mail("ada@new.example"))
+        # Nothing changes until the new address proves it is the user's.
+        assert (changed.json()["email"], changed.json()["is_verified"]) == ("ada@example.com", True)
+        mail = await smtp.wait_for_mail("ada@new.example")
+        assert mail["Subject"] == "Confirm your new email address for FastAPI Stack"
+        _, token = link_of(mail)
         assert (await verify(http, token)).status_code == 204
+        pair = await login(http, "ada@new.example")
         assert await is_verified(http, pair["access_token"])
-        # The same name again changes nothing and mails nothing.
+        # The same name again changes nothing, mails nothing, needs no password.
         same = await http.patch(
             "/api/users/me", json={"email": "ADA@new.example"}, headers=bearer(pair["access_token"])
         )
-        assert same.json()["is_verified"] is True
+        assert (same.status_code, same.json()["is_verified"]) == (200, True)
 
 
 async def test_a_link_for_a_previous_address_verifies_nothing(
@@ -86,13 +102,12 @@ async def test_a_link_for_a_previous_address_verifies_nothing(
     async with mail_app(settings, smtp) as (_, http):
         pair = await register(http)
         _, old_token = link_of(await smtp.wait_for_mail("ada@example.com"))
-        await http.patch(
-            "/api/users/me", json={"email": "ada@new.example"}, headers=bearer(pair["access_token"])
-        )
+        await change_email(http, pair["access_token"], "ada@new.example")
+        _, confirm = link_of(await smtp.wait_for_mail("ada@new.example"))
+        assert (await verify(http, confirm)).status_code == 204
         refused = await verify(http, old_token)
         assert refused.status_code == 400
         assert "address the account no longer uses" in refused.json()["detail"]
-        assert not await is_verified(http, pair["access_token"])
 
 
 async def test_an_admin_changing_a_users_email_mails_the_new_address(
@@ -151,7 +166,7 @@ async def test_resending_is_limited_and_mails_only_unverified_accounts(
     settings: Settings, smtp: SmtpServer
 ) -> None:
     async with mail_app(settings, smtp, MAIL_REQUESTS_PER_EMAIL=2) as (app, http):
-        pair = await register(http)
+        await register(http)
         _, token = link_of(await smtp.wait_for_mail("ada@example.com"))
         assert (await verify(http, token)).status_code == 204
         answers = [await resend(http, "ada@example.com") for _ in range(3)]
@@ -168,5 +183,5 @@ async def test_resending_is_limited_and_mails_only_unverified_accounts(
                 break
             await asyncio.sleep(0.05)
         assert [row["recipient"] for row in sent] == ["ada@example.com", "bob@example.com"]
-        assert await is_verified(http, pair["access_token"])
+        assert await is_verified(http, (await login(http))["access_token"])
         assert len(await rows(app, "SELECT 1 FROM one_time_tokens WHERE purpose = 'verify'")) == 2

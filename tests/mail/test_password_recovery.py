@@ -163,9 +163,13 @@ async def test_a_link_mailed_before_an_email_change_is_refused(
         pair = await register(http)
         token = await recovery_token(http, smtp, "ada@example.com", 2)
         changed = await http.patch(
-            "/api/users/me", json={"email": "ada@new.example"}, headers=bearer(pair["access_token"])
+            "/api/users/me",
+            json={"email": "ada@new.example", "current_password": PASSWORD},
+            headers=bearer(pair["access_token"]),
         )
         assert changed.status_code == 200
+        _, confirm = link_of(await smtp.wait_for_mail("ada@new.example"))
+        assert (await http.post("/api/auth/verify-email", json={"token": confirm})).is_success
         refused = await reset(http, token)
         assert refused.status_code == 400
         assert "address the account no longer uses" in refused.json()["detail"]

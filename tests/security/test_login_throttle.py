@@ -3,8 +3,10 @@ account, with known devices immune to strangers' failures."""
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
@@ -118,3 +120,66 @@ async def test_guesses_of_the_current_password_are_throttled(
         statuses.append(response.status_code)
     assert statuses == [400] * settings.LOGIN_MAX_FAILURES + [429]
     assert int(response.headers["Retry-After"]) > 0
+
+
+async def device_cookies(app: FastAPI, count: int) -> list[str]:
+    """The owner logs in `count` times, each from a fresh client: that many
+    different device cookies."""
+    cookies = []
+    for number in range(count):
+        async with client_at(app, f"203.0.113.{number + 10}") as device:
+            answer = await device.post("/api/token/", data=RIGHT)
+            assert answer.status_code == 200, answer.text
+            cookies.append(answer.cookies["login_device"])
+    return cookies
+
+
+async def guesses_with(app: FastAPI, cookies: list[str], each: int) -> list[int]:
+    """From one address, `each` wrong guesses with every cookie in turn."""
+    statuses = []
+    async with client_at(app, "198.51.100.66") as thief:
+        for cookie in cookies:
+            for _ in range(each):
+                guess = await thief.post(
+                    "/api/token/", data=WRONG, headers={"Cookie": f"login_device={cookie}"}
+                )
+                statuses.append(guess.status_code)
+    return statuses
+
+
+@pytest.mark.parametrize("ending", ["password change", "logout-all", "admin ends sessions"])
+async def test_ending_every_session_voids_every_device_cookie(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    admin_tokens: dict[str, Any],
+    ending: str,
+) -> None:
+    owner = await register(client)
+    cookies = await device_cookies(app, 3)
+    token = bearer(owner["access_token"])
+    if ending == "password change":
+        body = {"current_password": PASSWORD, "new_password": "a brand new passphrase"}
+        ended = await client.post("/api/users/me/password", json=body, headers=token)
+    elif ending == "logout-all":
+        ended = await client.post("/api/auth/logout-all", headers=token)
+    else:
+        ended = await client.delete(
+            f"/api/users/{owner['user']['id']}/sessions",
+            headers=bearer(admin_tokens["access_token"]),
+        )
+    assert ended.status_code == 204
+    # Old cookies are unknown devices now: the guesser's address is counted.
+    statuses = await guesses_with(app, cookies, settings.LOGIN_MAX_FAILURES)
+    limit = settings.LOGIN_MAX_FAILURES
+    assert statuses == [401] * limit + [429] * (len(statuses) - limit)
+
+
+async def test_known_devices_together_are_capped_per_account(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    await register(client)
+    cookies = await device_cookies(app, 5)
+    statuses = await guesses_with(app, cookies, settings.LOGIN_MAX_FAILURES)
+    ceiling = 20  # LOGIN_DEVICE_ACCOUNT_MAX_FAILURES' default
+    assert statuses == [401] * ceiling + [429] * (len(statuses) - ceiling)

@@ -282,3 +282,113 @@ async def test_of_concurrent_uses_of_one_token_exactly_one_succeeds(
     assert statuses == [204] + [400] * 7
     refused = {response.json()["detail"] for response in answers if response.status_code == 400}
     assert refused == {"This link was already used: request a new one"}
+
+
+# --- Links that must stay dead, and the per-address mail limit ----------------------
+
+
+async def test_an_email_change_voids_the_accounts_outstanding_links(
+    client: httpx.AsyncClient, app: FastAPI, accounts: dict[str, Any], admin_tokens: dict[str, Any]
+) -> None:
+    ada = accounts["ada"]
+    token = await issue(app, ada["user"]["id"], "ada@example.com", "reset")
+    url, admin = f"/api/users/{ada['user']['id']}", bearer(admin_tokens["access_token"])
+    for address in ("ada@elsewhere.example", "ada@example.com"):
+        assert (await client.patch(url, json={"email": address}, headers=admin)).status_code == 200
+    refused = await client.post(
+        "/api/auth/reset-password", json={"token": token, "new_password": NEW_PASSWORD}
+    )
+    assert refused.status_code == 400
+    await login(client, "ada@example.com", PASSWORD)
+
+
+async def test_deactivation_voids_the_accounts_outstanding_links(
+    client: httpx.AsyncClient, app: FastAPI, accounts: dict[str, Any], admin_tokens: dict[str, Any]
+) -> None:
+    ada = accounts["ada"]
+    token = await issue(app, ada["user"]["id"], "ada@example.com", "reset")
+    url, admin = f"/api/users/{ada['user']['id']}", bearer(admin_tokens["access_token"])
+    for active in (False, True):
+        assert (await client.patch(url, json={"is_active": active}, headers=admin)).is_success
+    refused = await client.post(
+        "/api/auth/reset-password", json={"token": token, "new_password": NEW_PASSWORD}
+    )
+    assert refused.status_code == 400
+    await login(client, "ada@example.com", PASSWORD)
+
+
+async def mails_queued_to(app: FastAPI, address: str) -> int:
+    async with app.state.engine.connect() as connection:
+        count: int = await connection.scalar(
+            text("SELECT count(*) FROM mail_outbox WHERE recipient = :address"),
+            {"address": address},
+        )
+    return count
+
+
+async def test_registering_an_address_again_and_again_is_held_to_its_mail_limit(
+    app: FastAPI, settings: Settings
+) -> None:
+    async with app_with(settings, MAIL_PER_ADDRESS_MAX=4) as capped:
+        async with client_at(capped, "198.51.100.66") as squatter:
+            for _ in range(6):
+                pair = await register(squatter, "victim@example.com")
+                deleted = await squatter.delete(
+                    "/api/users/me", headers=bearer(pair["access_token"])
+                )
+                assert deleted.status_code == 204
+        assert await mails_queued_to(capped, "victim@example.com") == 4
+
+
+async def test_email_changes_to_an_address_are_held_to_its_mail_limit(
+    app: FastAPI, settings: Settings
+) -> None:
+    async with app_with(settings, MAIL_PER_ADDRESS_MAX=4) as capped:
+        async with client_at(capped, "198.51.100.66") as thief:
+            pair = await register(thief, "thief@evil.example")
+            statuses = []
+            for _ in range(5):
+                changed = await thief.patch(
+                    "/api/users/me",
+                    json={"email": "victim@example.com", "current_password": PASSWORD},
+                    headers=bearer(pair["access_token"]),
+                )
+                statuses.append(changed.status_code)
+        # The account's own registration mail went to thief@, not the victim.
+        assert statuses == [200] * 4 + [429]
+        assert await mails_queued_to(capped, "victim@example.com") == 4
+
+
+async def test_a_strangers_requests_do_not_spend_the_owners_recovery(
+    client: httpx.AsyncClient,
+    attacker: httpx.AsyncClient,
+    accounts: dict[str, Any],
+    settings: Settings,
+) -> None:
+    """The per-address limit a single client can spend is its own share: the
+    owner, elsewhere, still gets a link."""
+    asked = {"email": "ada@example.com"}
+    strangers = [
+        (await attacker.post("/api/auth/password-recovery", json=asked)).status_code
+        for _ in range(settings.MAIL_REQUESTS_PER_EMAIL + 1)
+    ]
+    assert strangers == [202] * settings.MAIL_REQUESTS_PER_EMAIL + [429]
+    owner = await client.post("/api/auth/password-recovery", json=asked)
+    assert owner.status_code == 202
+
+
+async def test_strangers_at_many_addresses_are_capped_per_address(
+    app: FastAPI, accounts: dict[str, Any], settings: Settings
+) -> None:
+    """Spread over many clients, requests stop at the address's ceiling (each
+    of them mailed the owner a working link)."""
+    statuses = []
+    async with app_with(settings, MAIL_PER_ADDRESS_MAX=5) as capped:
+        for number in range(7):
+            async with client_at(capped, f"198.51.100.{number + 1}") as stranger:
+                answer = await stranger.post(
+                    "/api/auth/password-recovery", json={"email": "ada@example.com"}
+                )
+                statuses.append(answer.status_code)
+    # ada's registration mail was the first of the five.
+    assert statuses == [202] * 4 + [429] * 3

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import bearer
+from tests.auth.cookie_sessions import cookie_login
+from tests.conftest import bearer, register
 from tests.security.forge import (
     bad_access_tokens,
     bad_refresh_tokens,
@@ -33,7 +34,11 @@ REFUSED = (401, "Bearer", {"detail": "Could not validate credentials"})
 TOKEN_FIELDS = {"token": "access", "refresh_token": "refresh"}
 # Where `token` is a mailed single-use token, not a JWT: attacked in
 # tests/security/test_mailed_tokens.py.
-MAILED_TOKEN_READERS = {"POST /api/auth/reset-password", "POST /api/auth/verify-email"}
+MAILED_TOKEN_READERS = {
+    "POST /api/auth/reset-password",
+    "POST /api/auth/verify-email",
+    "POST /api/auth/secure-account",
+}
 TOKEN_READERS = [
     pytest.param(operation, name, id=f"{operation} {name}")
     for operation in json_write_operations()
@@ -210,3 +215,18 @@ async def test_a_refresh_token_whose_sub_is_not_its_sessions_user_changes_nothin
     )
     await assert_spent_in_vain(client, app, operation, field, forgeries)
     await assert_session_intact(client, world.victim)
+
+
+@pytest.mark.parametrize(
+    "authorization", ["Basic dXNlcjpwYXNz", "Token abc", "Bearer", "garbage"], ids=str
+)
+async def test_an_authorization_header_that_is_no_bearer_does_not_fall_back_to_the_cookie(
+    client: httpx.AsyncClient, authorization: str
+) -> None:
+    """The access cookie is consulted only when no Authorization header is sent:
+    a header the app cannot use is a 401, whatever cookie comes with it."""
+    await register(client, "carol@example.com")
+    browser = await cookie_login(client, "carol@example.com")
+    headers = {**browser.headers(), "Authorization": authorization}
+    response = await client.get("/api/users/me", headers=headers)
+    assert (response.status_code, response.headers.get("WWW-Authenticate")) == (401, "Bearer")

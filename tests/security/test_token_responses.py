@@ -30,6 +30,32 @@ async def test_token_responses_are_never_cached(client: httpx.AsyncClient) -> No
         assert response.headers["Pragma"] == "no-cache"
 
 
+ERROR_ANSWERS = [
+    ("/api/token/", {"data": {"username": "ada@example.com", "password": "wrong guess"}}, 401),
+    ("/api/token/", {"json": {"email": "not an email"}}, 422),
+    ("/api/token/refresh", {"json": {"refresh_token": "garbage"}}, 401),
+    ("/api/token/verify", {"json": {"token": "garbage"}}, 401),
+    ("/api/auth/register", {"json": {"email": "ada@example.com", "password": PASSWORD}}, 409),
+    ("/api/auth/logout", {"json": {"refresh_token": "garbage"}}, 401),
+    ("/api/auth/reset-password", {"json": {"token": "x", "new_password": "long enough"}}, 400),
+    ("/api/auth/verify-email", {"json": {}}, 422),
+    ("/api/auth/cookie/refresh", {}, 401),
+    ("/api/auth/cookie/login", {"json": {"email": "ada@example.com", "password": "nope"}}, 401),
+]
+
+
+@pytest.mark.parametrize(("path", "request_args", "status"), ERROR_ANSWERS)
+async def test_error_answers_of_the_token_and_auth_routes_are_never_cached(
+    client: httpx.AsyncClient, path: str, request_args: dict[str, Any], status: int
+) -> None:
+    await register(client)
+    client.cookies.clear()
+    response = await client.post(path, **request_args)
+    assert response.status_code == status, response.text
+    assert response.headers.get("Cache-Control") == "no-store"
+    assert response.headers.get("Pragma") == "no-cache"
+
+
 @pytest.mark.parametrize(
     ("registered", "typed"),
     [

@@ -18,6 +18,7 @@ from html import unescape
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from scripts.images import pinned_images
@@ -173,3 +174,92 @@ def test_a_recovery_mail_reaches_the_catcher_and_chromium_resets_the_password(
     assert old.status_code == 401, old.text
     assert new.status_code == 200, new.text
     assert me.status_code == 401, me.text
+
+
+def past_rate_limit(stack: Stack, what: str, send: Any) -> httpx.Response:
+    """`send()`'s answer once Traefik's limiter on the credential endpoints lets it
+    through (an earlier test's burst may still be spending it), as register_user does."""
+
+    def attempt() -> httpx.Response | None:
+        with stack.client() as client:
+            response: httpx.Response = send(client)
+        return None if response.status_code == 429 else response
+
+    answer: httpx.Response = stack.wait_until(what, attempt, timeout=90, interval=3)
+    return answer
+
+
+def test_security_notices_reach_the_mail_catcher(mail_stack: Stack) -> None:
+    """A password change, a reset and an email change each mail the account's
+    address a notice (the email change's with its "this wasn't me" link), and
+    the new address its confirmation link: all through the app's sender to MailDev."""
+    stack = mail_stack
+    account = register_user(stack, "notices")
+    address, new_address = account["email"], f"moved-{account['email']}"
+    changed_password = "a changed passphrase for e2e"
+
+    def mail_with(to: str, subject: str) -> dict[str, Any] | None:
+        found = [m for m in mails_to(stack, to) if subject in m["subject"]]
+        return found[-1] if found else None
+
+    with stack.client() as client:
+        changed = client.post(
+            "/api/users/me/password",
+            json={"current_password": account["password"], "new_password": changed_password},
+            headers={"Authorization": f"Bearer {account['access_token']}"},
+        )
+    assert changed.status_code == 204, changed.text
+    stack.wait_until(
+        "the password-changed notice in MailDev", lambda: mail_with(address, "was changed"), 60
+    )
+
+    asked = past_rate_limit(
+        stack,
+        "password recovery past Traefik's rate limit",
+        lambda client: client.post("/api/auth/password-recovery", json={"email": address}),
+    )
+    assert asked.status_code == 202, asked.text
+    recovery = stack.wait_until(
+        "the recovery mail in MailDev", lambda: mail_with(address, "Reset your password"), 60
+    )
+    (token,) = {found.rsplit("=", 1)[1] for found in LINK.findall(recovery["text"] or "")}
+    reset = past_rate_limit(
+        stack,
+        "the reset past Traefik's rate limit",
+        lambda client: client.post(
+            "/api/auth/reset-password", json={"token": token, "new_password": NEW_PASSWORD}
+        ),
+    )
+    assert reset.status_code == 204, reset.text
+    stack.wait_until(
+        "the password-reset notice in MailDev", lambda: mail_with(address, "was reset"), 60
+    )
+
+    login = past_rate_limit(
+        stack,
+        "a login past Traefik's rate limit",
+        lambda client: client.post(
+            "/api/token/", json={"email": address, "password": NEW_PASSWORD}
+        ),
+    )
+    assert login.status_code == 200, login.text
+    with stack.client() as client:
+        moved = client.patch(
+            "/api/users/me",
+            json={"email": new_address, "current_password": NEW_PASSWORD},
+            headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["email"] == address  # until the new address's link is followed
+    notice = stack.wait_until(
+        "the email-change notice to the old address in MailDev",
+        lambda: mail_with(address, "is being changed"),
+        timeout=60,
+    )
+    assert f"https://{DOMAIN}/secure-account#token=" in (notice["text"] or "")
+    confirm = stack.wait_until(
+        "the confirmation link to the new address in MailDev",
+        lambda: mail_with(new_address, "Confirm your new email address"),
+        timeout=60,
+    )
+    assert f"https://{DOMAIN}/verify-email#token=" in (confirm["text"] or "")

@@ -1,10 +1,12 @@
 """/api/users/me: reading, editing, re-keying and deleting one's own account."""
 
+import re
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from tests.conftest import (
     PASSWORD,
@@ -58,18 +60,28 @@ async def test_me_without_a_valid_bearer_is_401(
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-async def test_patch_me_changes_name_and_lower_cases_email(
-    client: httpx.AsyncClient, user_tokens: dict[str, Any]
+async def test_patch_me_changes_the_name_at_once_and_the_email_once_its_link_is_followed(
+    app: FastAPI, client: httpx.AsyncClient, user_tokens: dict[str, Any]
 ) -> None:
     token = user_tokens["access_token"]
-    response = await patch_me(client, token, {"full_name": "Countess", "email": "Lovelace@X.ORG"})
+    body = {"full_name": "Countess", "email": "Lovelace@X.ORG", "current_password": PASSWORD}
+    response = await patch_me(client, token, body)
     assert response.status_code == 200, response.text
     updated = response.json()
     assert set(updated) == USER_OUT
     assert updated["full_name"] == "Countess"
-    assert updated["email"] == "lovelace@x.org"
+    assert updated["email"] == "ada@example.com"  # until the new address's link is followed
     assert updated["id"] == user_tokens["user"]["id"]
     assert (await me(client, token)).json() == updated
+    # The link mailed to the new (lower-cased) address makes it the account's.
+    async with app.state.engine.connect() as connection:
+        body_text = await connection.scalar(
+            text("SELECT text_body FROM mail_outbox WHERE recipient = 'lovelace@x.org'")
+        )
+    link = re.search(r"#token=([\w-]+)", body_text)
+    assert link is not None
+    confirmed = await client.post("/api/auth/verify-email", json={"token": link.group(1)})
+    assert confirmed.status_code == 204
     await login(client, "LOVELACE@x.org")
     old = await client.post(
         "/api/token/", data={"username": "ada@example.com", "password": PASSWORD}
@@ -81,7 +93,8 @@ async def test_patch_me_with_only_one_field_keeps_the_other(
     client: httpx.AsyncClient,
 ) -> None:
     tokens = await register(client, "ada@example.com", full_name="Ada")
-    response = await patch_me(client, tokens["access_token"], {"email": "ada@new.example"})
+    body = {"email": "ada@new.example", "current_password": PASSWORD}
+    response = await patch_me(client, tokens["access_token"], body)
     assert response.status_code == 200
     assert response.json()["full_name"] == "Ada"
 
@@ -100,7 +113,8 @@ async def test_patch_me_to_another_users_email_in_any_case_is_409(
 ) -> None:
     await register(client, "grace@example.com")
     token = user_tokens["access_token"]
-    response = await patch_me(client, token, {"email": email, "full_name": "Thief"})
+    body = {"email": email, "full_name": "Thief", "current_password": PASSWORD}
+    response = await patch_me(client, token, body)
     assert response.status_code == 409
     assert response.json() == {"detail": "A user with this email already exists"}
     assert (await me(client, token)).json() == user_tokens["user"]
