@@ -18,6 +18,9 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
+# The shell's status for a command it cannot find.
+NOT_FOUND = 127
+
 
 @dataclass(frozen=True)
 class Result:
@@ -84,6 +87,10 @@ class Runner:
                 env={**self.environ, **(env or {})},
                 check=False,
             )
+        except FileNotFoundError:
+            # As the shell said it, with its status.
+            print(f"{args[0]}: command not found", file=sys.stderr, flush=True)
+            completed = subprocess.CompletedProcess(args, NOT_FOUND, b"")
         finally:
             for file in (out_file, in_file):
                 if file:
@@ -97,14 +104,19 @@ class Runner:
         """Run with stdout and stderr on our stdout, less the lines starting with
         `drop_prefix` (`2>&1 | grep -v '^prefix'`); its exit status."""
         sys.stdout.flush()
-        with subprocess.Popen(  # noqa: S603
-            args,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=dict(self.environ),
-            text=True,
-            errors="replace",
-        ) as process:
+        try:
+            process = subprocess.Popen(  # noqa: S603
+                args,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=dict(self.environ),
+                text=True,
+                errors="replace",
+            )
+        except FileNotFoundError:
+            print(f"{args[0]}: command not found", file=sys.stderr, flush=True)
+            return NOT_FOUND
+        with process:
             assert process.stdout is not None
             for line in process.stdout:
                 if not line.startswith(drop_prefix):

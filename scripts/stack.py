@@ -20,6 +20,7 @@ commands they act on go through scripts.runner, which the unit tests fake.
 Standard library only: it runs on the deploy host.
 """
 
+import io
 import json
 import os
 import re
@@ -91,9 +92,25 @@ def parse_env_file(text: str) -> dict[str, str]:
     for line in text.splitlines():
         found = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line)
         if found:
-            words = shlex.split(found[2], comments=True)
-            values[found[1]] = " ".join(words)
+            words = shell_words(found[2])
+            values[found[1]] = words[0] if words else ""
     return values
+
+
+def shell_words(text: str) -> list[str]:
+    """The words of `text` with their quotes removed, up to a comment: a `#` that
+    starts a word (in `a#b` it does not, as in the shell)."""
+    stream = io.StringIO(text)
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    words: list[str] = []
+    while not text[stream.tell() :].lstrip().startswith("#"):
+        word = lexer.get_token()
+        if word is None:
+            break
+        words.append(word)
+    return words
 
 
 class Settings:

@@ -49,7 +49,7 @@ def test_the_settings_file_reads_as_source_read_it() -> None:
     text = (
         "# a comment\n\nENVIRONMENT='production'\nPOSTGRES_PW='`b{5:P3kUv5LdJF.'\n"
         "SECRET_KEY='a$b \"c\" # not a comment'\nexport DOMAIN=example.com # trailing\n"
-        'SMTP_HOST="smtp.example.com"\nEMPTY=\n'
+        "SMTP_HOST=\"smtp.example.com\"\nEMPTY=\nHASH=a#b\nQUOTED_HASH='x'#y # z\n"
     )
     assert parse_env_file(text) == {
         "ENVIRONMENT": "production",
@@ -58,6 +58,8 @@ def test_the_settings_file_reads_as_source_read_it() -> None:
         "DOMAIN": "example.com",
         "SMTP_HOST": "smtp.example.com",
         "EMPTY": "",
+        "HASH": "a#b",
+        "QUOTED_HASH": "x#y",
     }
 
 
