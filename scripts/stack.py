@@ -28,9 +28,9 @@ import shlex
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, TextIO
@@ -845,7 +845,7 @@ class Stack:
             folder.mkdir(parents=True)
             folder.chmod(0o700)
         os.umask(0o077)
-        file = folder / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.dump"
+        file = folder / time.strftime("%Y%m%dT%H%M%SZ.dump", time.gmtime())
         partial = file.with_name(file.name + ".partial")
         # Custom format: compressed, and pg_restore can pick or reorder objects.
         # PGPASSWORD goes through the environment, never the command line.
