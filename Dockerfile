@@ -29,7 +29,7 @@ COPY alembic.ini gunicorn.conf.py ./
 COPY migrations ./migrations
 COPY app ./app
 RUN python -m compileall -q app migrations
-# The source revision the image was built from (scripts/stack.sh passes git's
+# The source revision the image was built from (scripts/stack.py passes git's
 # commit): `docker inspect` then tells which release a container runs. Last, so
 # a new revision reuses every layer above.
 ARG APP_REVISION=unknown

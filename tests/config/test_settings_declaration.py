@@ -11,6 +11,8 @@ from app.settings.declaration import declared
 from app.settings.edge import EdgeSettings
 from devtools import settings_files
 from scripts.env_example import example_settings, parse
+from scripts.stack import Settings as DeploySettings
+from scripts.stack import connections_per_container
 
 REPO = Path(__file__).resolve().parents[2]
 ALL = [setting for group in GROUPS for setting in declared(group, group.TITLE)]
@@ -23,6 +25,7 @@ DEFAULT_SITES = [
     "gunicorn.conf.py",
     "Dockerfile",
     *(str(path.relative_to(REPO)) for path in sorted((REPO / "scripts").glob("*.sh"))),
+    *(str(path.relative_to(REPO)) for path in sorted((REPO / "scripts").glob("*.py"))),
 ]
 SHELL_DEFAULT = re.compile(r"\$\{(?P<name>[A-Z][A-Z0-9_]*):-(?P<default>[^}]*)\}")
 PYTHON_DEFAULT = re.compile(
@@ -90,9 +93,21 @@ def test_defaults_written_again_agree_with_the_declaration(path: str) -> None:
 
 
 def test_defaults_are_found_where_they_are_written_again() -> None:
-    """The scan above sees the connection budget's pool sizes and gunicorn's workers."""
+    """The scan above sees gunicorn's workers."""
     found = {name for path in DEFAULT_SITES for name, _ in _defaults_written_at(path)}
-    assert {"DB_POOL_SIZE", "DB_READ_POOL_SIZE", "WEB_CONCURRENCY", "APP_REPLICAS"} <= found
+    assert "WEB_CONCURRENCY" in found
+
+
+def test_the_deploy_budgets_default_to_the_declared_values() -> None:
+    """scripts/stack.py and scripts/swarm.py write no default of their own: an unset
+    setting is .env.example's value, which is the declaration's (above)."""
+    unset = DeploySettings({})
+    pools = ("DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_READ_POOL_SIZE")
+    assert connections_per_container(unset) == int(BY_NAME["WEB_CONCURRENCY"].value) * sum(
+        int(BY_NAME[name].value) for name in pools
+    )
+    for name in ("APP_REPLICAS", "POSTGRES_MAX_CONNECTIONS", *pools):
+        assert unset.number(name) == int(BY_NAME[name].value)
 
 
 @pytest.mark.parametrize("path", ["compose.yaml", "compose.swarm.yaml"])
