@@ -36,6 +36,16 @@ file's content is the value, less one trailing newline; set NAME or NAME_FILE, n
 both. Only the app reads NAME_FILE: compose and the scripts read this file."""
 
 
+# What `.env.example` shows for a secret whose declared default is empty: kept
+# here, out of app/ and so out of the image, whose layers must hold no value a
+# deployment may use (the stack suite deploys with the user's example password).
+SECRET_EXAMPLES = {"POSTGRES_PW": "`b{5:P3kUv5LdJF."}
+
+
+def example_value(setting: Declared) -> str:
+    return SECRET_EXAMPLES.get(setting.name, setting.value)
+
+
 def _comment(text: str) -> list[str]:
     """Paragraphs (split on blank lines) reflowed into comment lines."""
     lines: list[str] = []
@@ -69,9 +79,10 @@ def env_example() -> str:
             )
             if marks:
                 lines.append(marks)
-            if "'" in setting.value:
+            value = example_value(setting)
+            if "'" in value:
                 raise ValueError(f"{setting.name}: a value in .env cannot hold a single quote")
-            lines.append(f"{setting.name}='{setting.value}'")
+            lines.append(f"{setting.name}='{value}'")
     return "\n".join(lines) + "\n"
 
 
@@ -81,7 +92,8 @@ def _cell(text: str) -> str:
 
 def _rows(group: type[SettingsGroup]) -> Iterator[str]:
     for setting in _group_settings(group):
-        shown = "*(example)*" if setting.secret and setting.value else setting.value
+        value = example_value(setting)
+        shown = "*(example)*" if setting.secret and value else value
         default = f"`{_cell(shown)}`" if shown else "—"
         marks = [
             mark

@@ -9,9 +9,6 @@ from app.settings.base import SettingsGroup
 from app.settings.declaration import setting
 from app.settings.types import DEFAULT_POSTGRES_PORT, split_host_port
 
-# The user's own example password: backtick, braces, colon, dot.
-EXAMPLE_POSTGRES_PW = "`b{5:P3kUv5LdJF."
-
 
 class DatabaseSettings(SettingsGroup):
     """The user's own names: POSTGRES_URL (host:port), POSTGRES_USER, POSTGRES_PW,
@@ -30,7 +27,6 @@ class DatabaseSettings(SettingsGroup):
         SecretStr(""),
         "Its password. Any characters work (the URL is built with SQLAlchemy's "
         "URL.create). `make up` generates one.",
-        example=EXAMPLE_POSTGRES_PW,
         required_in_production=True,
     )
     POSTGRES_DB: str = setting("app", "The database.")

@@ -54,7 +54,18 @@ def test_every_setting_of_the_app_is_declared_in_exactly_one_group() -> None:
 def test_the_example_file_says_what_the_declaration_says() -> None:
     """The deploy scripts read names, secrets and production needs from .env.example."""
     read = {s.name: (s.value, s.secret, s.required_in_production) for s in example_settings()}
-    assert read == {s.name: (s.value, s.secret, s.required_in_production) for s in ALL}
+    assert read == {
+        s.name: (settings_files.example_value(s), s.secret, s.required_in_production) for s in ALL
+    }
+
+
+def test_no_example_secret_is_in_the_app() -> None:
+    """The app's files go into the image; the example secrets shown in .env.example
+    stay in the development tools (a deployment may use them, as the stack suite
+    does with the user's example password)."""
+    app = Path(__file__).resolve().parents[2] / "app"
+    for value in settings_files.SECRET_EXAMPLES.values():
+        assert not [path for path in app.rglob("*.py") if value in path.read_text()]
 
 
 def test_the_example_parser_reads_marks_only_on_the_line_before_a_setting() -> None:
