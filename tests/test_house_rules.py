@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "app.mail",
         ),
     ),
-    ("models and schemas", ("app.models", "app.schema")),
+    ("models and schemas", ("app.models", "app.schema", "app.policy")),
     (
         "configuration and errors",
         ("app.config", "app.settings", "app.signing_keys", "app.exceptions"),
