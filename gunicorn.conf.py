@@ -59,7 +59,7 @@ control_socket_disable = True
 _access_log = os.environ.get("ACCESS_LOG", "-")
 accesslog = None if _access_log.lower() == "off" else _access_log
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = os.environ.get("LOG_LEVEL", "INFO").lower()
 
 # --- Leaving the load balancer before stopping ---------------------------------
 # On SIGTERM gunicorn closes its listener at once, while Traefik keeps the replica
