@@ -17,8 +17,9 @@ from app.auth import service as auth_service
 from app.auth.sessions import Client
 from app.config import Settings
 from app.database.reads import ReadPool
-from app.exceptions import NotAuthenticated, PermissionDenied
+from app.exceptions import NotAuthenticated
 from app.models import AuthenticatedUser
+from app.policy import Permission, Viewer, viewer_of
 
 TOKEN_URL = "/api/token/"
 
@@ -105,10 +106,27 @@ async def get_current_user(
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
 
 
-async def get_current_admin(user: CurrentUser) -> AuthenticatedUser:
-    if not user.is_superuser:
-        raise PermissionDenied()
-    return user
+# --- What a route requires (app/policy.py) ------------------------------------------
 
 
-AdminUser = Annotated[AuthenticatedUser, Depends(get_current_admin)]
+class Requirement:
+    """A route's declared permission, as a dependency that yields the caller's
+    Viewer or answers 403. It reads the same current-user lookup (FastAPI
+    resolves get_current_user once per request): no query of its own."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    async def __call__(self, user: CurrentUser) -> Viewer:
+        viewer = viewer_of(user)
+        viewer.require(self.permission)
+        return viewer
+
+    def __repr__(self) -> str:
+        return f"requires({self.permission.value!r})"
+
+
+def requires(permission: Permission) -> Requirement:
+    """`Depends(requires(Permission.USERS_READ))` in a route's decorator, or
+    `viewer: Annotated[Viewer, Depends(requires(...))]` in its signature."""
+    return Requirement(permission)

@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "app.mail",
         ),
     ),
-    ("models and schemas", ("app.models", "app.schema")),
+    ("models and schemas", ("app.models", "app.schema", "app.policy")),
     (
         "configuration and errors",
         ("app.config", "app.settings", "app.signing_keys", "app.exceptions"),
@@ -193,3 +193,99 @@ def test_each_route_makes_at_most_one_service_call() -> None:
                 and call.func.value.id.endswith("_service")
             ]
             assert len(calls) <= 1, f"{path.name}:{node.name} calls {calls}"
+
+
+# --- The policy seam (app/policy.py) ------------------------------------------------
+
+POLICY = APP / "policy.py"
+# Where authorization is decided or declared: none of them reads a user's flags.
+AUTHORIZING = sorted(
+    [
+        *APP.joinpath("routes").glob("*.py"),
+        *APP.joinpath("services").glob("*.py"),
+        APP / "dependencies.py",
+        *AUTH_ROUTERS,
+    ]
+)
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    return {
+        id(body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and (body := node.body)
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+    }
+
+
+def mentions(path: Path, name: str) -> list[int]:
+    """The lines whose code (docstrings aside: they are the OpenAPI's descriptions)
+    names `name`: a variable, an attribute, a keyword argument or a string."""
+    tree = ast.parse(path.read_text())
+    docstrings = _docstrings(tree)
+    return sorted(
+        node.lineno
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.Name) and node.id == name)
+        or (isinstance(node, ast.Attribute) and node.attr == name)
+        or (isinstance(node, ast.keyword) and node.arg == name)
+        or (isinstance(node, ast.arg) and node.arg == name)
+        or (isinstance(node, ast.Constant) and node.value == name and id(node) not in docstrings)
+    )
+
+
+@pytest.mark.parametrize("path", AUTHORIZING, ids=lambda path: str(path.relative_to(APP)))
+def test_only_the_policy_reads_the_admin_flag(path: Path) -> None:
+    """No route or service branches on `is_superuser`: a route declares a
+    permission, a service asks the Viewer. The flag is read by app/policy.py (and
+    held by the model and the schemas)."""
+    assert mentions(path, "is_superuser") == [], path
+
+
+def test_the_policy_reads_the_admin_flag() -> None:
+    assert mentions(POLICY, "is_superuser")
+
+
+def _service_functions() -> list[tuple[Path, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    return [
+        (path, node)
+        for path in [*APP.joinpath("services").glob("*.py"), *AUTH_SERVICES]
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+
+
+def test_services_take_the_viewer_keyword_only() -> None:
+    """A service is told who asks as `*, viewer: Viewer` (Dispatch's style), never
+    an `admin` or an `owner` it would check itself."""
+    for path, function in _service_functions():
+        where = f"{path.name}:{function.name}"
+        arguments = function.args
+        for argument in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]:
+            annotation = ast.unparse(argument.annotation) if argument.annotation else ""
+            assert argument.arg not in ("admin", "owner"), where
+            if annotation == "Viewer" or argument.arg == "viewer":
+                assert (argument.arg, annotation) == ("viewer", "Viewer"), where
+                assert argument in arguments.kwonlyargs, where
+
+
+def test_items_services_all_take_the_viewer() -> None:
+    for path, function in _service_functions():
+        if path.name == "items.py" and not function.name.startswith("_"):
+            names = [argument.arg for argument in function.args.kwonlyargs]
+            assert "viewer" in names, function.name
+
+
+def test_services_take_typed_commands_not_dicts_of_fields() -> None:
+    """What a caller may change arrives as a command (app/schema/users.py builds
+    them from the request), never as a dict of whatever fields were sent."""
+    for path, function in _service_functions():
+        if not function.name.startswith(("create_", "update_", "replace_", "patch_")):
+            continue
+        for argument in [*function.args.args, *function.args.kwonlyargs]:
+            annotation = ast.unparse(argument.annotation) if argument.annotation else ""
+            assert not annotation.startswith(("dict[", "Mapping[")), (
+                f"{path.name}:{function.name}({argument.arg}: {annotation})"
+            )

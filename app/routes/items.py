@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
-from app.dependencies import CurrentUser, DbSession, ReaderDep, get_current_user
+from app.dependencies import DbSession, ReaderDep, get_current_user, requires
 from app.exceptions import NotAuthenticated, NotFound, error_responses
+from app.policy import Permission, Viewer
 from app.routes.responses import PydanticJSONResponse
 from app.schema.common import MAX_ID, Page
 from app.schema.items import ItemCreate, ItemListParams, ItemOut, ItemPatch
@@ -25,42 +26,60 @@ ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description=f"The item's id, 1–{
 @router.post(
     "/", status_code=status.HTTP_201_CREATED, response_model=ItemOut, summary="Create an item"
 )
-async def create_item(data: ItemCreate, user: CurrentUser, db: DbSession) -> ItemOut:
+async def create_item(
+    data: ItemCreate,
+    viewer: Annotated[Viewer, Depends(requires(Permission.ITEMS_WRITE))],
+    db: DbSession,
+) -> ItemOut:
     """`name` and `price` are required. `total` in the answer is **price + tax**."""
-    return await items_service.create_item(db=db, owner=user, data=data)
+    return await items_service.create_item(db=db, viewer=viewer, data=data)
 
 
 @router.get("/", response_model=Page[ItemOut], summary="List items")
 async def list_items(
-    user: CurrentUser, reader: ReaderDep, params: Annotated[ItemListParams, Query()]
+    viewer: Annotated[Viewer, Depends(requires(Permission.ITEMS_READ))],
+    reader: ReaderDep,
+    params: Annotated[ItemListParams, Query()],
 ) -> PydanticJSONResponse:
     """Your items, filtered, sorted and paginated. `total` counts all matches."""
     return PydanticJSONResponse(
-        await items_service.list_items(reader=reader, viewer=user, params=params)
+        await items_service.list_items(reader=reader, viewer=viewer, params=params)
     )
 
 
 @router.get("/{item_id}", response_model=ItemOut, summary="Read an item", responses=MISSING)
-async def read_item(item_id: ItemId, user: CurrentUser, reader: ReaderDep) -> PydanticJSONResponse:
+async def read_item(
+    item_id: ItemId,
+    viewer: Annotated[Viewer, Depends(requires(Permission.ITEMS_READ))],
+    reader: ReaderDep,
+) -> PydanticJSONResponse:
     return PydanticJSONResponse(
-        await items_service.get_item(reader=reader, viewer=user, item_id=item_id)
+        await items_service.get_item(reader=reader, viewer=viewer, item_id=item_id)
     )
 
 
 @router.put("/{item_id}", response_model=ItemOut, summary="Replace an item", responses=MISSING)
 async def replace_item(
-    item_id: ItemId, data: ItemCreate, user: CurrentUser, db: DbSession
+    item_id: ItemId,
+    data: ItemCreate,
+    viewer: Annotated[Viewer, Depends(requires(Permission.ITEMS_WRITE))],
+    db: DbSession,
 ) -> ItemOut:
     """**Full replacement**: required fields must be present; optional fields left
     out are cleared."""
-    return await items_service.replace_item(db=db, viewer=user, item_id=item_id, data=data)
+    return await items_service.replace_item(db=db, viewer=viewer, item_id=item_id, data=data)
 
 
 @router.patch("/{item_id}", response_model=ItemOut, summary="Update some fields", responses=MISSING)
-async def patch_item(item_id: ItemId, data: ItemPatch, user: CurrentUser, db: DbSession) -> ItemOut:
+async def patch_item(
+    item_id: ItemId,
+    data: ItemPatch,
+    viewer: Annotated[Viewer, Depends(requires(Permission.ITEMS_WRITE))],
+    db: DbSession,
+) -> ItemOut:
     """**Partial update**: fields left out stay as they are; `null` clears an
     optional field."""
-    return await items_service.patch_item(db=db, viewer=user, item_id=item_id, data=data)
+    return await items_service.patch_item(db=db, viewer=viewer, item_id=item_id, data=data)
 
 
 @router.delete(
@@ -69,5 +88,9 @@ async def patch_item(item_id: ItemId, data: ItemPatch, user: CurrentUser, db: Db
     summary="Delete an item",
     responses=MISSING,
 )
-async def delete_item(item_id: ItemId, user: CurrentUser, db: DbSession) -> None:
-    await items_service.delete_item(db=db, viewer=user, item_id=item_id)
+async def delete_item(
+    item_id: ItemId,
+    viewer: Annotated[Viewer, Depends(requires(Permission.ITEMS_WRITE))],
+    db: DbSession,
+) -> None:
+    await items_service.delete_item(db=db, viewer=viewer, item_id=item_id)

@@ -5,13 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from app.dependencies import (
-    AdminUser,
     CurrentUser,
     DbSession,
     ReaderDep,
     SettingsDep,
     client_address,
     get_current_user,
+    requires,
 )
 from app.exceptions import (
     Conflict,
@@ -23,10 +23,13 @@ from app.exceptions import (
     WrongPassword,
     error_responses,
 )
+from app.policy import Permission, Viewer
 from app.routes.responses import PydanticJSONResponse
 from app.schema.auth import SessionOut
 from app.schema.common import MAX_ID, Page
 from app.schema.users import (
+    AdminUserUpdate,
+    OwnProfileUpdate,
     PasswordChange,
     UserListParams,
     UserOut,
@@ -46,7 +49,12 @@ ADMIN_ERRORS = error_responses(PermissionDenied, NotFound)
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description=f"The user's id, 1–{MAX_ID}.")]
 
 
-@router.get("/me", response_model=UserOut, summary="Who am I")
+@router.get(
+    "/me",
+    response_model=UserOut,
+    summary="Who am I",
+    dependencies=[Depends(requires(Permission.PROFILE_READ))],
+)
 async def read_me(user: CurrentUser) -> PydanticJSONResponse:
     return PydanticJSONResponse(UserOut.model_validate(user))
 
@@ -56,6 +64,7 @@ async def read_me(user: CurrentUser) -> PydanticJSONResponse:
     response_model=UserOut,
     summary="Update my name, or ask to change my email",
     responses=error_responses(EmailTaken, WrongPassword, TooManyMailRequests),
+    dependencies=[Depends(requires(Permission.PROFILE_WRITE))],
 )
 async def update_me(
     request: Request, data: UserUpdateMe, user: CurrentUser, db: DbSession, settings: SettingsDep
@@ -75,7 +84,7 @@ async def update_me(
         db=db,
         settings=settings,
         user=user,
-        changes=data.model_dump(exclude_unset=True),
+        command=OwnProfileUpdate.from_request(data),
         client=client_address(request),
     )
     return UserOut.model_validate(updated)
@@ -86,6 +95,7 @@ async def update_me(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change my password",
     responses=error_responses(WrongPassword),
+    dependencies=[Depends(requires(Permission.PROFILE_WRITE))],
 )
 async def change_my_password(
     data: PasswordChange, user: CurrentUser, db: DbSession, settings: SettingsDep
@@ -106,23 +116,34 @@ async def change_my_password(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete my account",
     responses=error_responses(Conflict),
+    dependencies=[Depends(requires(Permission.PROFILE_WRITE))],
 )
 async def delete_me(user: CurrentUser, db: DbSession) -> None:
     """Deletes the account **and all its items**."""
     await users_service.delete_user(db=db, user_id=user.id)
 
 
-@router.get("/", response_model=Page[UserOut], summary="List users (admin)", responses=ADMIN_ERRORS)
+@router.get(
+    "/",
+    response_model=Page[UserOut],
+    summary="List users (admin)",
+    responses=ADMIN_ERRORS,
+    dependencies=[Depends(requires(Permission.USERS_READ))],
+)
 async def list_users(
-    _: AdminUser, reader: ReaderDep, params: Annotated[UserListParams, Query()]
+    reader: ReaderDep, params: Annotated[UserListParams, Query()]
 ) -> PydanticJSONResponse:
     return PydanticJSONResponse(await users_service.list_users(reader=reader, params=params))
 
 
 @router.get(
-    "/{user_id}", response_model=UserOut, summary="Read a user (admin)", responses=ADMIN_ERRORS
+    "/{user_id}",
+    response_model=UserOut,
+    summary="Read a user (admin)",
+    responses=ADMIN_ERRORS,
+    dependencies=[Depends(requires(Permission.USERS_READ))],
 )
-async def read_user(user_id: UserId, _: AdminUser, db: DbSession) -> UserOut:
+async def read_user(user_id: UserId, db: DbSession) -> UserOut:
     return UserOut.model_validate(await users_service.get_user(db=db, user_id=user_id))
 
 
@@ -131,14 +152,18 @@ async def read_user(user_id: UserId, _: AdminUser, db: DbSession) -> UserOut:
     response_model=UserOut,
     summary="Update a user (admin)",
     responses={**ADMIN_ERRORS, **error_responses(Conflict)},
+    dependencies=[Depends(requires(Permission.USERS_WRITE))],
 )
 async def update_user(
-    user_id: UserId, data: UserUpdateAdmin, _: AdminUser, db: DbSession, settings: SettingsDep
+    user_id: UserId, data: UserUpdateAdmin, db: DbSession, settings: SettingsDep
 ) -> UserOut:
     """An admin may also set `is_active` and `is_superuser`. Deactivating a user
     ends their sessions at once. The last active superuser cannot be demoted."""
     updated = await users_service.update_user(
-        db=db, settings=settings, user_id=user_id, changes=data.model_dump(exclude_unset=True)
+        db=db,
+        settings=settings,
+        user_id=user_id,
+        command=AdminUserUpdate.from_request(data),
     )
     return UserOut.model_validate(updated)
 
@@ -150,11 +175,13 @@ async def update_user(
     responses=ADMIN_ERRORS,
 )
 async def list_user_sessions(
-    user_id: UserId, admin: AdminUser, reader: ReaderDep
+    user_id: UserId,
+    viewer: Annotated[Viewer, Depends(requires(Permission.USERS_SESSIONS))],
+    reader: ReaderDep,
 ) -> list[SessionOut]:
     """The user's live sessions, newest first, as `GET /api/auth/sessions` shows
     them to the user (`current` only on the admin's own session)."""
-    return await users_service.list_user_sessions(reader=reader, user_id=user_id, admin=admin)
+    return await users_service.list_user_sessions(reader=reader, viewer=viewer, user_id=user_id)
 
 
 @router.delete(
@@ -162,8 +189,9 @@ async def list_user_sessions(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End all of a user's sessions (admin)",
     responses=ADMIN_ERRORS,
+    dependencies=[Depends(requires(Permission.USERS_SESSIONS))],
 )
-async def end_user_sessions(user_id: UserId, _: AdminUser, db: DbSession) -> None:
+async def end_user_sessions(user_id: UserId, db: DbSession) -> None:
     """Ends **every** session of the user at once, access tokens included, and any
     login of theirs still in flight, without deactivating the account: they can
     log in again (deactivate them with `PATCH` to keep them out)."""
@@ -175,6 +203,7 @@ async def end_user_sessions(user_id: UserId, _: AdminUser, db: DbSession) -> Non
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a user (admin)",
     responses={**ADMIN_ERRORS, **error_responses(Conflict)},
+    dependencies=[Depends(requires(Permission.USERS_WRITE))],
 )
-async def delete_user(user_id: UserId, _: AdminUser, db: DbSession) -> None:
+async def delete_user(user_id: UserId, db: DbSession) -> None:
     await users_service.delete_user(db=db, user_id=user_id)

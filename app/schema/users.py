@@ -1,7 +1,10 @@
-"""User shapes: what comes in, what goes out (never a password or a hash)."""
+"""User shapes: what comes in, what goes out (never a password or a hash), and
+the typed commands a route builds from what came in for the service."""
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from enum import Enum
+from typing import Annotated, Final, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -85,6 +88,58 @@ class UserUpdateAdmin(AccountFields):
     is_verified: bool | None = None
 
     _flags_cannot_be_null = field_validator("is_active", "is_superuser", "is_verified")(reject_null)
+
+
+class Unchanged(Enum):
+    """A field the request left out: it keeps its value (unlike `None`, which
+    clears an optional one)."""
+
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED: Final = Unchanged.UNCHANGED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnProfileUpdate:
+    """What a user may change of their own account (PATCH /api/users/me)."""
+
+    full_name: str | Unchanged | None = UNCHANGED
+    # A new address, as sent: it becomes the account's only once verified.
+    email: str | None = None
+    current_password: str | None = None
+
+    @classmethod
+    def from_request(cls, data: UserUpdateMe) -> Self:
+        sent = data.model_fields_set
+        return cls(
+            full_name=data.full_name if "full_name" in sent else UNCHANGED,
+            email=data.email,
+            current_password=data.current_password,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminUserUpdate:
+    """What may be changed of anyone's account (PATCH /api/users/{id}); `None`
+    keeps a field (none of these can be cleared) but `full_name`."""
+
+    email: str | None = None
+    full_name: str | Unchanged | None = UNCHANGED
+    is_active: bool | None = None
+    # The built-in admin role, granted or withdrawn.
+    admin: bool | None = None
+    is_verified: bool | None = None
+
+    @classmethod
+    def from_request(cls, data: UserUpdateAdmin) -> Self:
+        return cls(
+            email=data.email,
+            full_name=data.full_name if "full_name" in data.model_fields_set else UNCHANGED,
+            is_active=data.is_active,
+            admin=data.is_superuser,
+            is_verified=data.is_verified,
+        )
 
 
 class PasswordChange(StrictInput):

@@ -1,7 +1,8 @@
-"""Items, scoped to their owner in every query (an admin sees all)."""
+"""Items, scoped in every query to those the viewer may reach (app/policy.py's
+`item_scope`: their own, or every item with items.read_all / items.write_all)."""
 
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 from psycopg.errors import ForeignKeyViolation
 from sqlalchemy import bindparam, or_
@@ -12,10 +13,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.database.reads import ReadPool, driver_sql
 from app.exceptions import NotAuthenticated, NotFound
-from app.models import AuthenticatedUser, Item, utcnow
+from app.models import Item, utcnow
+from app.policy import ItemScope, Viewer, item_scope
 from app.schema.common import Page
 from app.schema.items import ItemCreate, ItemListParams, ItemOut, ItemPatch
-from app.services.paging import AnySelect, ListSQL, SortOrder, list_sql, paginate
+from app.services.paging import ListSQL, SortOrder, list_sql, paginate
 
 ITEM_NOT_FOUND = "Item not found"
 ACCOUNT_GONE = "The account no longer exists"
@@ -39,15 +41,8 @@ _ITEM_COLUMNS = select_columns(
     col(Item.updated_at),
 )
 
-Statement = TypeVar("Statement", bound=AnySelect)
 # The Postgres type of `tags`, for binding a one-tag array to `@>`.
 _TAGS_TYPE = Item.__table__.c.tags.type  # type: ignore[attr-defined]
-
-
-def _visible_to(viewer: AuthenticatedUser, statement: Statement) -> Statement:
-    if viewer.is_superuser:
-        return statement
-    return statement.where(col(Item.owner_id) == viewer.id)
 
 
 def _escape_like(text: str) -> str:
@@ -55,12 +50,10 @@ def _escape_like(text: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _list_sql(*, everyone: bool, filters: frozenset[str], order: SortOrder) -> ListSQL:
+def _list_sql(*, scope: ItemScope, filters: frozenset[str], order: SortOrder) -> ListSQL:
     """The list's statements for one shape: whose items, which filters are set,
     the order. Values are bound per request (see _list_values)."""
-    statement = _ITEM_COLUMNS
-    if not everyone:
-        statement = statement.where(col(Item.owner_id) == bindparam("owner_id"))
+    statement = scope.restrict(_ITEM_COLUMNS)
     if "q" in filters:
         statement = statement.where(
             or_(
@@ -77,7 +70,7 @@ def _list_sql(*, everyone: bool, filters: frozenset[str], order: SortOrder) -> L
     return list_sql(statement, model=Item, order=order)
 
 
-def _list_values(viewer: AuthenticatedUser, params: ItemListParams) -> dict[str, Any]:
+def _list_values(params: ItemListParams) -> dict[str, Any]:
     values: dict[str, Any] = {
         name: value for name in FILTERS if (value := getattr(params, name)) is not None
     }
@@ -85,8 +78,6 @@ def _list_values(viewer: AuthenticatedUser, params: ItemListParams) -> dict[str,
         values["q"] = f"%{_escape_like(values['q'])}%"
     if "tag" in values:
         values["tag"] = [values["tag"]]
-    if not viewer.is_superuser:
-        values["owner_id"] = viewer.id
     return values
 
 
@@ -97,8 +88,9 @@ def _stored(data: ItemCreate | ItemPatch, *, fields: set[str] | None = None) -> 
     return values
 
 
-async def create_item(*, db: AsyncSession, owner: AuthenticatedUser, data: ItemCreate) -> ItemOut:
-    item = Item(owner_id=owner.id, **_stored(data, fields=set(ItemCreate.model_fields)))
+async def create_item(*, db: AsyncSession, viewer: Viewer, data: ItemCreate) -> ItemOut:
+    """The item is the viewer's."""
+    item = Item(owner_id=viewer.id, **_stored(data, fields=set(ItemCreate.model_fields)))
     db.add(item)
     try:
         await db.commit()
@@ -114,45 +106,41 @@ async def create_item(*, db: AsyncSession, owner: AuthenticatedUser, data: ItemC
 async def list_items(
     *,
     reader: ReadPool,
-    viewer: AuthenticatedUser,
+    viewer: Viewer,
     params: ItemListParams,
 ) -> Page[ItemOut]:
-    values = _list_values(viewer, params)
-    sql = _list_sql(
-        everyone=viewer.is_superuser,
-        filters=frozenset(values.keys() - {"owner_id"}),
-        order=SortOrder(params.sort),
-    )
+    values = _list_values(params)
+    scope = item_scope(viewer)
+    sql = _list_sql(scope=scope, filters=frozenset(values), order=SortOrder(params.sort))
+    values.update(scope.values(viewer))
     return await paginate(reader=reader, sql=sql, values=values, params=params, out=ItemOut)
 
 
-async def _get_visible(
-    *, db: AsyncSession, viewer: AuthenticatedUser, item_id: int, for_update: bool = False
+async def _get_writable(
+    *, db: AsyncSession, viewer: Viewer, item_id: int, for_update: bool = False
 ) -> Item:
-    statement = _visible_to(viewer, select(Item).where(col(Item.id) == item_id))
+    """The item, if the viewer may change it (item_scope's `write`)."""
+    scope = item_scope(viewer, write=True)
+    statement = scope.restrict(select(Item).where(col(Item.id) == item_id))
     if for_update:
         statement = statement.with_for_update()
-    item = (await db.exec(statement)).one_or_none()
+    item = (await db.exec(statement, params=scope.values(viewer))).one_or_none()
     if item is None:
         # Another user's item is indistinguishable from a missing one.
         raise NotFound(ITEM_NOT_FOUND)
     return item
 
 
-# One item, to anyone or only to its owner.
-_ITEM_SQL = driver_sql(_ITEM_COLUMNS.where(col(Item.id) == bindparam("item_id")))
-_OWN_ITEM_SQL = driver_sql(
-    _ITEM_COLUMNS.where(
-        col(Item.id) == bindparam("item_id"), col(Item.owner_id) == bindparam("owner_id")
-    )
-)
+# One item, in each scope.
+_ITEM_SQL = {
+    scope: driver_sql(scope.restrict(_ITEM_COLUMNS.where(col(Item.id) == bindparam("item_id"))))
+    for scope in ItemScope
+}
 
 
-async def get_item(*, reader: ReadPool, viewer: AuthenticatedUser, item_id: int) -> ItemOut:
-    if viewer.is_superuser:
-        row = await reader.fetch_one(_ITEM_SQL, {"item_id": item_id})
-    else:
-        row = await reader.fetch_one(_OWN_ITEM_SQL, {"item_id": item_id, "owner_id": viewer.id})
+async def get_item(*, reader: ReadPool, viewer: Viewer, item_id: int) -> ItemOut:
+    scope = item_scope(viewer)
+    row = await reader.fetch_one(_ITEM_SQL[scope], {"item_id": item_id, **scope.values(viewer)})
     if row is None:
         # Another user's item is indistinguishable from a missing one.
         raise NotFound(ITEM_NOT_FOUND)
@@ -169,22 +157,20 @@ async def _apply(*, db: AsyncSession, item: Item, values: dict[str, Any]) -> Ite
 
 
 async def replace_item(
-    *, db: AsyncSession, viewer: AuthenticatedUser, item_id: int, data: ItemCreate
+    *, db: AsyncSession, viewer: Viewer, item_id: int, data: ItemCreate
 ) -> ItemOut:
     """PUT: every field takes the new value; absent optional fields are cleared."""
-    item = await _get_visible(db=db, viewer=viewer, item_id=item_id, for_update=True)
+    item = await _get_writable(db=db, viewer=viewer, item_id=item_id, for_update=True)
     return await _apply(db=db, item=item, values=_stored(data, fields=set(ItemCreate.model_fields)))
 
 
-async def patch_item(
-    *, db: AsyncSession, viewer: AuthenticatedUser, item_id: int, data: ItemPatch
-) -> ItemOut:
+async def patch_item(*, db: AsyncSession, viewer: Viewer, item_id: int, data: ItemPatch) -> ItemOut:
     """PATCH: only the fields present in the request change."""
-    item = await _get_visible(db=db, viewer=viewer, item_id=item_id, for_update=True)
+    item = await _get_writable(db=db, viewer=viewer, item_id=item_id, for_update=True)
     return await _apply(db=db, item=item, values=_stored(data))
 
 
-async def delete_item(*, db: AsyncSession, viewer: AuthenticatedUser, item_id: int) -> None:
-    item = await _get_visible(db=db, viewer=viewer, item_id=item_id)
+async def delete_item(*, db: AsyncSession, viewer: Viewer, item_id: int) -> None:
+    item = await _get_writable(db=db, viewer=viewer, item_id=item_id)
     await db.delete(item)
     await db.commit()

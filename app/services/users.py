@@ -1,9 +1,8 @@
-"""Users: identity (email), credentials (hash), what they may do (flags), and an
-admin's view of their sessions."""
+"""Users: identity (email), credentials (hash), what they may do (flags; what
+they mean is app/policy.py's), and another user's view of their sessions."""
 
 import unicodedata
 from functools import lru_cache
-from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from psycopg.errors import UniqueViolation
@@ -28,9 +27,16 @@ from app.exceptions import (
     WrongPassword,
 )
 from app.models import AuthenticatedUser, User, utcnow
+from app.policy import ACTIVE_ADMINS, Viewer, admin_role_columns, grant_admin_role
 from app.schema.auth import SessionOut
 from app.schema.common import Page
-from app.schema.users import UserListParams, UserOut
+from app.schema.users import (
+    UNCHANGED,
+    AdminUserUpdate,
+    OwnProfileUpdate,
+    UserListParams,
+    UserOut,
+)
 from app.services import account_mail, mail_limits, outbox
 from app.services.paging import ListSQL, SortOrder, list_sql, paginate
 
@@ -90,16 +96,8 @@ async def get_user(*, db: AsyncSession, user_id: int) -> User:
     return user
 
 
-# What UserOut is read from.
-_USER_COLUMNS = select_columns(
-    col(User.id),
-    col(User.email),
-    col(User.full_name),
-    col(User.is_active),
-    col(User.is_superuser),
-    col(User.is_verified),
-    col(User.created_at),
-)
+# What UserOut is read from: its fields' columns, in its order.
+_USER_COLUMNS = select_columns(*(col(getattr(User, field)) for field in UserOut.model_fields))
 
 
 @lru_cache(maxsize=8)
@@ -115,14 +113,12 @@ async def list_users(*, reader: ReadPool, params: UserListParams) -> Page[UserOu
 _USER_EXISTS_SQL = driver_sql(select_columns(col(User.id)).where(col(User.id) == bindparam("id")))
 
 
-async def list_user_sessions(
-    *, reader: ReadPool, user_id: int, admin: AuthenticatedUser
-) -> list[SessionOut]:
-    """The user's live sessions, newest first; `current` marks the admin's own
-    (when the user is the admin)."""
+async def list_user_sessions(*, reader: ReadPool, viewer: Viewer, user_id: int) -> list[SessionOut]:
+    """The user's live sessions, newest first; `current` marks the viewer's own
+    (when the user is the viewer)."""
     if await reader.fetch_one(_USER_EXISTS_SQL, {"id": user_id}) is None:
         raise NotFound("User not found")
-    return await live_sessions(reader=reader, user_id=user_id, current_session_id=admin.session_id)
+    return await live_sessions(reader=reader, user_id=user_id, current_session_id=viewer.session_id)
 
 
 async def end_user_sessions(*, db: AsyncSession, user_id: int) -> None:
@@ -137,41 +133,44 @@ async def _guard_last_superuser(*, db: AsyncSession, user_id: int) -> None:
     """Refuse to take away the last active superuser. The lock makes two admins
     demoting each other at once take turns: the second sees the first's change."""
     await db.exec(select(func.pg_advisory_xact_lock(func.hashtextextended(SUPERUSER_LOCK, 0))))
-    active_superusers = set(
-        (
-            await db.exec(select(col(User.id)).where(col(User.is_superuser), col(User.is_active)))
-        ).all()
-    )
+    active_superusers = set((await db.exec(select(col(User.id)).where(ACTIVE_ADMINS))).all())
     if active_superusers == {user_id}:
         raise Conflict(LAST_SUPERUSER)
 
 
 async def update_user(
-    *, db: AsyncSession, settings: Settings, user_id: int, changes: dict[str, Any]
+    *, db: AsyncSession, settings: Settings, user_id: int, command: AdminUserUpdate
 ) -> User:
-    """Apply the given fields. Deactivating a user ends all their sessions. A new
-    email is unverified (unless an admin sets `is_verified` with it) and gets a
-    verification mail."""
+    """Apply the command's fields. Deactivating a user ends all their sessions. A
+    new email is unverified (unless the command sets `is_verified` with it) and
+    gets a verification mail."""
     user = await get_user(db=db, user_id=user_id)
     new_email = None
-    if "email" in changes:
-        changes["email"] = normalize_email(changes["email"])
-        if changes["email"] != user.email:
-            new_email = changes["email"]
-            changes.setdefault("is_verified", False)
-    ends_admin_rights = (changes.get("is_active") is False) or (
-        changes.get("is_superuser") is False
-    )
-    if ends_admin_rights:
+    is_verified = command.is_verified
+    email = None if command.email is None else normalize_email(command.email)
+    if email is not None and email != user.email:
+        new_email = email
+        if is_verified is None:
+            is_verified = False
+    deactivates = command.is_active is False
+    if deactivates or command.admin is False:
         await _guard_last_superuser(db=db, user_id=user_id)
-    for field, value in changes.items():
-        setattr(user, field, value)
+    if email is not None:
+        user.email = email
+    if command.full_name is not UNCHANGED:
+        user.full_name = command.full_name
+    if command.is_active is not None:
+        user.is_active = command.is_active
+    if command.admin is not None:
+        grant_admin_role(user, granted=command.admin)
+    if is_verified is not None:
+        user.is_verified = is_verified
     user.updated_at = utcnow()
     db.add(user)
     await _flush_unless_email_taken(db)
-    if changes.get("is_active") is False:
+    if deactivates:
         await end_all_sessions(db=db, user_id=user_id)
-    if new_email is not None or changes.get("is_active") is False:
+    if new_email is not None or deactivates:
         # A link mailed before must not revive with the old address or the account.
         await one_time_tokens.void_links(db=db, user_id=user_id, now=utcnow())
     if (
@@ -206,7 +205,7 @@ async def update_me(
     db: AsyncSession,
     settings: Settings,
     user: AuthenticatedUser,
-    changes: dict[str, Any],
+    command: OwnProfileUpdate,
     client: str,
 ) -> User:
     """The user's own changes. The name changes at once. A new email does not:
@@ -215,8 +214,8 @@ async def update_me(
     the current address gets a notice with a "this wasn't me" link
     (POST /api/auth/secure-account). Until the link is followed nothing changes,
     so a stolen session cannot carry the account away."""
-    password = changes.pop("current_password", None)
-    new_email = normalize_email(changes.pop("email")) if "email" in changes else None
+    password = command.current_password
+    new_email = None if command.email is None else normalize_email(command.email)
     if new_email == user.email:
         new_email = None
     attempt = None
@@ -239,8 +238,8 @@ async def update_me(
     account = await get_user(db=db, user_id=user.id)
     if account.session_epoch != user.session_epoch:
         raise NotAuthenticated()  # every session ended while the password was checked
-    for field, value in changes.items():
-        setattr(account, field, value)
+    if command.full_name is not UNCHANGED:
+        account.full_name = command.full_name
     account.updated_at = utcnow()
     db.add(account)
     if new_email is not None and attempt is not None:
@@ -312,9 +311,9 @@ async def ensure_superuser(*, db: AsyncSession, settings: Settings) -> bool:
             hashed_password=hashed,
             full_name="Administrator",
             is_active=True,
-            is_superuser=True,
             # The operator chose this address: nothing to prove.
             is_verified=True,
+            **admin_role_columns(granted=True),
         )
         .on_conflict_do_nothing(index_elements=["email"])
         .returning(col(User.id))
