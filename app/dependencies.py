@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import cookie_service, cookies
+from app.auth import cookies
 from app.auth import service as auth_service
 from app.auth.sessions import Client
 from app.config import Settings
@@ -97,10 +97,13 @@ async def get_current_user(
     cookie = cookies.access_cookie(request)
     if cookie is None:
         raise NotAuthenticated("Not authenticated")
-    proof = cookies.csrf_proof(request)
-    return await cookie_service.user_from_access_cookie(
-        reader=state.reader, settings=state.settings, token=cookie, proof=proof
+    user = await auth_service.user_from_access_token(
+        reader=state.reader, settings=state.settings, token=cookie
     )
+    proof = cookies.csrf_proof(request)
+    if proof is not None:
+        cookies.check_csrf(state.settings, user.session_id, proof)
+    return user
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]

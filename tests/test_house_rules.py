@@ -15,8 +15,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "routers",
         ("app.routes", "app.auth.routes", "app.auth.cookie_routes", "app.middleware", "app.docs"),
     ),
-    ("dependencies", ("app.dependencies", "app.auth.cookies")),
-    ("services", ("app.services", "app.auth.service", "app.auth.cookie_service")),
+    # The transports: how the tokens travel (JSON body, cookies plus CSRF).
+    (
+        "dependencies",
+        ("app.dependencies", "app.auth.transports", "app.auth.bearer", "app.auth.cookies"),
+    ),
+    # How a user proves who they are (proofs), and the one token flow (service).
+    ("services", ("app.services", "app.auth.service", "app.auth.proofs")),
     (
         "auth kit and database",
         (
@@ -151,7 +156,7 @@ def test_exactly_one_module_imports_bcrypt() -> None:
     assert modules_importing("bcrypt") == ["app/auth/passwords.py"]
 
 
-AUTH_SERVICES = [APP / "auth" / "service.py", APP / "auth" / "cookie_service.py"]
+AUTH_SERVICES = [APP / "auth" / "service.py", APP / "auth" / "proofs.py"]
 AUTH_ROUTERS = [APP / "auth" / "routes.py", APP / "auth" / "cookie_routes.py"]
 
 
@@ -289,3 +294,80 @@ def test_services_take_typed_commands_not_dicts_of_fields() -> None:
             assert not annotation.startswith(("dict[", "Mapping[")), (
                 f"{path.name}:{function.name}({argument.arg}: {annotation})"
             )
+
+
+def _services_layer() -> list[str]:
+    services = LAYER_NAMES.index("services")
+    return sorted(name for name in set(APP_MODULES) - PACKAGES if layer_of(name) == services)
+
+
+# What reading or writing HTTP looks like: a request, its cookies or headers, a
+# response's cookies.
+HTTP_NAMES = {
+    "Request",
+    "Response",
+    "Cookie",
+    "Header",
+    "cookies",
+    "headers",
+    "set_cookie",
+    "delete_cookie",
+}
+
+
+@pytest.mark.parametrize("module", _services_layer())
+def test_no_service_reads_a_request_or_a_cookie(module: str) -> None:
+    """The services (app/services, the auth service and its proofs) take values:
+    the routers and the transports read requests and carry cookies."""
+    tree = ast.parse(APP_MODULES[module].read_text())
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    used |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    used |= {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert used & HTTP_NAMES == set(), f"{module} handles HTTP: {sorted(used & HTTP_NAMES)}"
+    web = [
+        name
+        for name in app_imports(APP_MODULES[module])
+        if name.split(".")[0] in ("fastapi", "starlette")
+    ]
+    assert web == [], f"{module} imports the web framework: {web}"
+
+
+# The two transports and their routers. What they share is in app/auth/transports.py
+# (the device cookie, no-store) and below them (the service): never each other.
+BEARER_MODULES = ("app.auth.routes", "app.auth.bearer")
+COOKIE_MODULES = ("app.auth.cookie_routes", "app.auth.cookies")
+
+
+@pytest.mark.parametrize(
+    ("module", "others"),
+    [
+        *((name, COOKIE_MODULES) for name in BEARER_MODULES),
+        *((name, BEARER_MODULES) for name in COOKIE_MODULES),
+    ],
+)
+def test_bearer_and_cookie_modules_never_import_each_other(
+    module: str, others: tuple[str, ...]
+) -> None:
+    imported = app_imports(APP_MODULES[module])
+    crossing = sorted(name for name in imported if name in others)
+    assert crossing == [], f"{module} imports the other transport: {crossing}"
+
+
+def test_one_login_refresh_and_logout_for_both_transports() -> None:
+    """Both routers sign in, rotate and log out through the same service functions."""
+    for path in AUTH_ROUTERS:
+        source = path.read_text()
+        for call in ("auth_service.sign_in(", "auth_service.refresh(", "auth_service.logout("):
+            assert call in source, f"{path.name} does not call {call}"
+
+
+def test_proofs_open_no_session() -> None:
+    """A proof answers who the user is: it opens no session and issues no token."""
+    imported = app_imports(APP / "auth" / "proofs.py")
+    assert not any(name.startswith(("app.auth.sessions", "app.auth.tokens")) for name in imported)
+    assert not any(name.startswith("app.auth.service") for name in imported), imported

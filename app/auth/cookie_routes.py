@@ -1,27 +1,27 @@
-"""Cookie sessions for browsers: `/api/auth/cookie/…`. The same login, rotation
-and revocation as the bearer flow, with the tokens in HttpOnly cookies and a
-CSRF token for the page (app/auth/cookies.py); and the OpenAPI description of
-cookie authentication on every bearer route."""
+"""Cookie sessions for browsers: `/api/auth/cookie/…`. The bearer flow's own
+sign-in, rotation and revocation (app/auth/service.py), with the tokens in
+HttpOnly cookies and a CSRF token for the page (the cookie transport,
+app/auth/cookies.py); and the OpenAPI description of cookie authentication on
+every bearer route."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Cookie, Depends, FastAPI, Header, Request, Response, status
 
-from app.auth import cookie_service
-from app.auth.cookie_service import CsrfProof
+from app.auth import service as auth_service
 from app.auth.cookies import (
     ACCESS_COOKIE,
     COOKIE_SESSION_PATH,
     CSRF_COOKIE,
     CSRF_HEADER,
-    DEVICE_COOKIE,
     REFRESH_COOKIE,
     SAFE_METHODS,
-    clear_session_cookies,
-    remember_device,
-    set_session_cookies,
+    CookieTransport,
+    CsrfProof,
+    PresentedRefresh,
 )
-from app.auth.routes import no_store
+from app.auth.proofs import PasswordProof
+from app.auth.transports import device_cookie, no_store
 from app.dependencies import DbSession, SettingsDep, client_of, oauth2_scheme
 from app.exceptions import (
     CsrfRejected,
@@ -34,11 +34,42 @@ from app.exceptions import (
 )
 from app.schema.auth import PasswordLogin
 from app.schema.cookie_sessions import CookieLoginOut, CookieSessionOut
-from app.schema.users import UserOut
 
 cookie_router = APIRouter(
     prefix=COOKIE_SESSION_PATH, tags=["auth"], dependencies=[Depends(no_store)]
 )
+
+DeviceCookie = Annotated[str | None, device_cookie("browser")]
+
+
+@cookie_router.post(
+    "/login",
+    response_model=CookieLoginOut,
+    summary="Log in a browser: the tokens as cookies",
+    responses=error_responses(InvalidCredentials, TooManyAttempts, EmailNotVerified),
+)
+async def cookie_login(
+    request: Request,
+    response: Response,
+    credentials: PasswordLogin,
+    db: DbSession,
+    settings: SettingsDep,
+    device: DeviceCookie = None,
+) -> CookieLoginOut:
+    """For a browser app on this API's site. The same credentials, answers and
+    throttling as `/api/token/`, but JSON only (`Content-Type: application/json`,
+    which no form of another site can send, so it cannot log a browser into its
+    own account). The tokens come as `HttpOnly` cookies; the answer holds the user
+    and the session's **CSRF token**, to send as `X-CSRF-Token` with every unsafe
+    request. Refresh at `/api/auth/cookie/refresh`, log out at `…/logout`."""
+    proof = PasswordProof(email=credentials.email, password=credentials.password)
+    login = await auth_service.sign_in(
+        db=db, settings=settings, proof=proof, client=client_of(request), device_token=device
+    )
+    return CookieTransport.login(response, login, settings)
+
+
+# --- Refresh and logout: the refresh cookie, with the CSRF token ------------------
 
 RefreshCookie = Annotated[
     str | None,
@@ -62,51 +93,17 @@ async def posted_csrf_proof(
 
 
 PostedCsrfProof = Annotated[CsrfProof, Depends(posted_csrf_proof)]
-DeviceCookie = Annotated[
-    str | None,
-    Cookie(
-        alias=DEVICE_COOKIE,
-        description="Set by a successful login: this browser's failed logins count "
-        "against it alone, so others' failures cannot lock it out.",
-    ),
-]
 
 
-@cookie_router.post(
-    "/login",
-    response_model=CookieLoginOut,
-    summary="Log in a browser: the tokens as cookies",
-    responses=error_responses(InvalidCredentials, TooManyAttempts, EmailNotVerified),
-)
-async def cookie_login(
-    request: Request,
-    response: Response,
-    credentials: PasswordLogin,
-    db: DbSession,
-    settings: SettingsDep,
-    device: DeviceCookie = None,
-) -> CookieLoginOut:
-    """For a browser app on this API's site. The same credentials, answers and
-    throttling as `/api/token/`, but JSON only (`Content-Type: application/json`,
-    which no form of another site can send, so it cannot log a browser into its
-    own account). The tokens come as `HttpOnly` cookies; the answer holds the user
-    and the session's **CSRF token**, to send as `X-CSRF-Token` with every unsafe
-    request. Refresh at `/api/auth/cookie/refresh`, log out at `…/logout`."""
-    login = await cookie_service.login(
-        db=db,
-        settings=settings,
-        email=credentials.email,
-        password=credentials.password,
-        client=client_of(request),
-        device_token=device,
-    )
-    set_session_cookies(response, login.session, settings)
-    remember_device(response, login.device_token, settings)
-    return CookieLoginOut(
-        user=UserOut.model_validate(login.user),
-        csrf_token=login.session.csrf_token,
-        expires_in=login.session.pair.expires_in,
-    )
+async def presented_refresh(
+    settings: SettingsDep, proof: PostedCsrfProof, refresh_token: RefreshCookie = None
+) -> PresentedRefresh:
+    """The refresh cookie of a request that proved it comes from the session's
+    pages: else 401 or 403, before anything is spent."""
+    return CookieTransport.presented_refresh(refresh_token, proof, settings)
+
+
+PresentedRefreshCookie = Annotated[PresentedRefresh, Depends(presented_refresh)]
 
 
 @cookie_router.post(
@@ -118,24 +115,18 @@ async def cookie_login(
 async def cookie_refresh(
     request: Request,
     response: Response,
+    presented: PresentedRefreshCookie,
     db: DbSession,
     settings: SettingsDep,
-    proof: PostedCsrfProof,
-    refresh_token: RefreshCookie = None,
 ) -> CookieSessionOut:
     """Spends the refresh cookie for new access and refresh cookies, as
     `/api/token/refresh` does: each works **once**, and a spent one presented
     again ends the session (log in again). Needs the `X-CSRF-Token` header
     (`403` without it, nothing spent). The CSRF token stays the same."""
-    session = await cookie_service.refresh(
-        db=db,
-        settings=settings,
-        refresh_token=refresh_token,
-        proof=proof,
-        client=client_of(request),
+    pair = await auth_service.refresh(
+        db=db, settings=settings, refresh_token=presented.token, client=client_of(request)
     )
-    set_session_cookies(response, session, settings)
-    return CookieSessionOut(csrf_token=session.csrf_token, expires_in=session.pair.expires_in)
+    return CookieTransport.refreshed(response, pair, presented, settings)
 
 
 @cookie_router.post(
@@ -145,22 +136,13 @@ async def cookie_refresh(
     responses=error_responses(NotAuthenticated, CsrfRejected),
 )
 async def cookie_logout(
-    response: Response,
-    db: DbSession,
-    settings: SettingsDep,
-    proof: PostedCsrfProof,
-    refresh_token: RefreshCookie = None,
+    response: Response, presented: PresentedRefreshCookie, db: DbSession, settings: SettingsDep
 ) -> None:
     """Ends the session **at once** (its access cookie stops working on the next
     request) and expires the three cookies. Needs the `X-CSRF-Token` header
     (`403` without it: another site cannot log anyone out)."""
-    await cookie_service.logout(
-        db=db,
-        settings=settings,
-        refresh_token=refresh_token,
-        proof=proof,
-    )
-    clear_session_cookies(response)
+    await auth_service.logout(db=db, settings=settings, refresh_token=presented.token)
+    CookieTransport.logged_out(response)
 
 
 # --- OpenAPI: cookie authentication wherever a bearer is accepted -----------------

@@ -1,14 +1,19 @@
-"""Routes of the token flow: `/api/auth/…` and `/api/token/…`."""
+"""Routes of the token flow for bearer clients: `/api/auth/…` and `/api/token/…`.
+Each reads its request, makes one service call and answers through the bearer
+transport (app/auth/bearer.py)."""
 
 import json
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Cookie, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.auth import service as auth_service
+from app.auth.bearer import BearerTransport
+from app.auth.proofs import PasswordProof
+from app.auth.transports import device_cookie, no_store
 from app.dependencies import CurrentUser, DbSession, ReaderDep, SettingsDep, client_of
 from app.exceptions import (
     EmailNotVerified,
@@ -31,41 +36,10 @@ from app.schema.auth import (
 )
 from app.schema.users import UserOut, UserRegister
 
-
-async def no_store(response: Response) -> None:
-    """Token responses must not be cached anywhere (RFC 6749 §5.1)."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-
-
 auth_router = APIRouter(prefix="/api/auth", tags=["auth"], dependencies=[Depends(no_store)])
 token_router = APIRouter(prefix="/api/token", tags=["auth"], dependencies=[Depends(no_store)])
 
-# The login throttle's device cookie: sent only to the token endpoints, never to scripts.
-DEVICE_COOKIE = "login_device"
-DEVICE_COOKIE_PATH = "/api/token"
-DeviceCookie = Annotated[
-    str | None,
-    Cookie(
-        alias=DEVICE_COOKIE,
-        description="Set by a successful login: this client's failed logins count "
-        "against it alone, so others' failures cannot lock it out.",
-    ),
-]
-
-
-def _remember_device(response: Response, login: auth_service.Login, settings: SettingsDep) -> None:
-    if login.device_token is None:
-        return
-    response.set_cookie(
-        DEVICE_COOKIE,
-        login.device_token,
-        max_age=int(settings.DEVICE_TOKEN_TTL.total_seconds()),
-        path=DEVICE_COOKIE_PATH,
-        secure=True,
-        httponly=True,
-        samesite="strict",
-    )
+DeviceCookie = Annotated[str | None, device_cookie("client")]
 
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -132,8 +106,8 @@ async def register(
         full_name=data.full_name,
         client=client_of(request),
     )
-    _remember_device(response, login, settings)
-    return RegisterOut(user=UserOut.model_validate(login.user), **login.pair.model_dump())
+    pair = BearerTransport.login(response, login, settings)
+    return RegisterOut(user=UserOut.model_validate(login.user), **pair.model_dump())
 
 
 @token_router.post(
@@ -167,16 +141,11 @@ async def issue_tokens(
     address, and per account from all addresses together. A client that logged
     in before holds a device cookie and is throttled on its own failures only.
     """
-    login = await auth_service.login(
-        db=db,
-        settings=settings,
-        email=credentials.email,
-        password=credentials.password,
-        client=client_of(request),
-        device_token=device,
+    proof = PasswordProof(email=credentials.email, password=credentials.password)
+    login = await auth_service.sign_in(
+        db=db, settings=settings, proof=proof, client=client_of(request), device_token=device
     )
-    _remember_device(response, login, settings)
-    return login.pair
+    return BearerTransport.login(response, login, settings)
 
 
 @token_router.post(

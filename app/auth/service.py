@@ -1,5 +1,8 @@
-"""The token flow: log in, rotate refresh tokens, list and revoke sessions, read
-access tokens.
+"""The token flow, whatever proves the user and whatever carries the tokens:
+sign in (any proof of app/auth/proofs.py, throttled, then one session opened),
+rotate refresh tokens, log out, list and revoke sessions, read access tokens.
+Bearer and cookie clients share every function here; none reads a request or a
+cookie (the transports do: app/auth/transports.py, app/auth/cookies.py).
 
 Every login opens an `AuthSession`; its refresh tokens form one rotation family.
 Access tokens name their session (`sid`), so revoking it ends them at once.
@@ -13,9 +16,11 @@ from sqlalchemy import select as select_columns  # any number of columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import passwords, sessions, throttle, tokens
+from app.auth import sessions, throttle, tokens
+from app.auth.proofs import Proof, Proven, StepT_co
 from app.auth.sessions import (
     Client,
+    OpenedSession,
     end_all_sessions,
     issue_pair,
     open_auth_session,
@@ -32,6 +37,10 @@ from app.services import users as users_service
 
 @dataclass(frozen=True, slots=True)
 class Login:
+    """An opened session, whatever proved the user: its id and first token pair,
+    for a transport to carry."""
+
+    session_id: uuid.UUID
     pair: TokenPair
     user: User
     # A device cookie to hand the client, or None: it already holds a valid one.
@@ -40,15 +49,15 @@ class Login:
 
 def _known_device(
     device_token: str | None, user: User | None, *, settings: Settings
-) -> tokens.DeviceClaims | None:
-    """The device cookie's claims if it marks a device of this account under its
+) -> tokens.DeviceToken | None:
+    """The device cookie's token if it marks a device of this account under its
     current credentials: issued to this user, and since the last change that ended
     every session (a password change or reset, logout-all, an admin). Else None:
     a stolen or stale cookie is an unknown device like any other."""
     if not device_token or user is None:
         return None
     try:
-        device = tokens.decode_device_token(device_token, settings=settings)
+        device = tokens.DeviceToken.decode(device_token, settings=settings)
     except tokens.InvalidToken:
         return None
     if device.user_id != user.id or device.session_epoch != user.session_epoch:
@@ -57,14 +66,14 @@ def _known_device(
 
 
 def _device_token_for(
-    user: User, device: tokens.DeviceClaims | None, *, settings: Settings
+    user: User, device: tokens.DeviceToken | None, *, settings: Settings
 ) -> str | None:
     """A new device cookie, unless the client holds a valid one already."""
     if device is not None:
         return None
     assert user.id is not None
-    return tokens.encode_device_token(
-        settings=settings, user_id=user.id, session_epoch=user.session_epoch, issued_at=utcnow()
+    return tokens.DeviceToken.new(user_id=user.id, session_epoch=user.session_epoch).encode(
+        settings=settings, issued_at=utcnow()
     )
 
 
@@ -84,20 +93,29 @@ async def register(
         db=db, settings=settings, email=email, password=password, full_name=full_name
     )
     assert user.id is not None
-    pair = await open_auth_session(db=db, settings=settings, user_id=user.id, client=client)
+    opened = await open_auth_session(db=db, settings=settings, user_id=user.id, client=client)
     if await mail_limits.allowed(db=db, settings=settings, email=user.email):
         outbox.enqueue(db=db, recipient=user.email, purpose="verify")
     await db.commit()
     outbox.wake_senders()
+    return _login(opened, user, None, settings=settings)
+
+
+def _login(
+    opened: OpenedSession, user: User, device: tokens.DeviceToken | None, *, settings: Settings
+) -> Login:
     return Login(
-        pair=pair, user=user, device_token=_device_token_for(user, None, settings=settings)
+        session_id=opened.id,
+        pair=opened.pair,
+        user=user,
+        device_token=_device_token_for(user, device, settings=settings),
     )
 
 
 async def _open_session_if_unchanged(
     *, db: AsyncSession, settings: Settings, user_id: int, epoch: int, client: Client
-) -> TokenPair:
-    """Open a session only if the account is as it was when its password was read:
+) -> OpenedSession:
+    """Open a session only if the account is as it was when its proof was read:
     still there, active, and no session-ending change (password, logout-all,
     deactivation) since. FOR SHARE makes that change wait for this commit, or this
     read wait for that one, so the two never interleave."""
@@ -116,63 +134,55 @@ async def _open_session_if_unchanged(
     return await open_auth_session(db=db, settings=settings, user_id=user_id, client=client)
 
 
-async def login(
+async def sign_in(
     *,
     db: AsyncSession,
     settings: Settings,
-    email: str,
-    password: str,
+    proof: Proof[StepT_co],
     client: Client,
     device_token: str | None = None,
-) -> Login:
-    """Identify by email, authenticate by password. Unknown email and wrong password
-    cost the same and answer the same.
+) -> Login | StepT_co:
+    """The one login, whatever the proof (app/auth/proofs.py) and whatever carries
+    the tokens. Unknown account and failed proof cost the same and answer the same.
 
-    Three steps, so no database connection is held while bcrypt runs: read the
-    account and count the attempt (commit); check the password; open the session
-    if the account has not changed meanwhile (commit)."""
-    email = users_service.normalize_email(email)
-    user = await users_service.find_by_email(db=db, normalized_email=email)
-    device = _known_device(device_token, user, settings=settings)
+    Three steps, so no database connection is held while the proof is checked
+    (bcrypt): read the account and count the attempt against the throttle
+    (commit); check the proof; open the session if the account has not changed
+    meanwhile (commit). A proof that asks for a second step opens none."""
+    claim = await proof.claim(db)
+    device = _known_device(device_token, claim.user, settings=settings)
     attempt = await throttle.reserve(
         db=db,
         limits=throttle.login_limits(
             settings=settings,
-            email=email,
+            identity=claim.identity,
             client=client.address,
-            user_id=user.id if user else None,
+            user_id=claim.user.id if claim.user else None,
             device=device,
         ),
     )
     await db.commit()
-    if user is None:
-        await passwords.verify_against_dummy(password, settings=settings)
-        raise InvalidCredentials()
+    outcome = await proof.prove(claim, settings=settings)
+    user = outcome.user
     assert user.id is not None
-    if not await passwords.verify_password(password, user.hashed_password, settings=settings):
-        raise InvalidCredentials()
     if not user.is_active:
         raise InvalidCredentials()
     if settings.LOGIN_REQUIRES_VERIFIED_EMAIL and not user.is_verified:
-        # Only the password's holder learns this; their right guess is forgiven.
+        # Only the proof's holder learns this; their right guess is forgiven.
         await throttle.forgive(db=db, attempt=attempt)
         await db.commit()
         raise EmailNotVerified()
-    pair = await _open_session_if_unchanged(
+    if not isinstance(outcome, Proven):
+        # The first step holds (forgiven as a right guess); the next is its own proof.
+        await throttle.forgive(db=db, attempt=attempt)
+        await db.commit()
+        return outcome
+    opened = await _open_session_if_unchanged(
         db=db, settings=settings, user_id=user.id, epoch=user.session_epoch, client=client
     )
     await throttle.forgive(db=db, attempt=attempt)
     await db.commit()
-    return Login(
-        pair=pair, user=user, device_token=_device_token_for(user, device, settings=settings)
-    )
-
-
-def _read(token: str, *, settings: Settings, expected: tokens.TokenType) -> tokens.TokenClaims:
-    try:
-        return tokens.decode_token(token, settings=settings, expected_type=expected)
-    except tokens.InvalidToken as exc:
-        raise NotAuthenticated() from exc
+    return _login(opened, user, device, settings=settings)
 
 
 # The tables, not the ORM classes, for `refresh`'s statement: the ORM cannot read
@@ -192,7 +202,7 @@ async def refresh(
 
     The same statement renews the live session: last used now, by this client,
     and alive until the new refresh token expires (rolled back if none is spent)."""
-    claims = _read(refresh_token, settings=settings, expected=tokens.TokenType.REFRESH)
+    claims = tokens.RefreshToken.presented(refresh_token, settings=settings)
     now = utcnow()
     renewed_session = (
         update(_SESSIONS)
@@ -244,7 +254,7 @@ async def refresh(
 
 
 async def _revoke_family_if_reused(
-    *, db: AsyncSession, settings: Settings, claims: tokens.TokenClaims, client: str
+    *, db: AsyncSession, settings: Settings, claims: tokens.RefreshToken, client: str
 ) -> None:
     row = await db.get(RefreshToken, claims.jti)
     if row is None or row.used_at is None:
@@ -263,7 +273,7 @@ async def _revoke_family_if_reused(
 
 async def logout(*, db: AsyncSession, settings: Settings, refresh_token: str) -> None:
     """Revoke the session (the whole rotation family) the refresh token belongs to."""
-    claims = _read(refresh_token, settings=settings, expected=tokens.TokenType.REFRESH)
+    claims = tokens.RefreshToken.presented(refresh_token, settings=settings)
     await revoke_sessions(
         db=db,
         where=and_(
@@ -324,7 +334,7 @@ async def user_from_access_token(
     *, reader: ReadPool, settings: Settings, token: str
 ) -> AuthenticatedUser:
     """The active user behind a valid access token whose session is still live."""
-    claims = _read(token, settings=settings, expected=tokens.TokenType.ACCESS)
+    claims = tokens.AccessToken.presented(token, settings=settings)
     row = await reader.fetch_one(
         _AUTHENTICATED_USER_SQL,
         {"user_id": claims.user_id, "session_id": claims.session_id},

@@ -7,7 +7,7 @@ login and at its last refresh, for its owner's list of sessions.
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Self
 
 from sqlalchemy import bindparam, update
@@ -62,32 +62,31 @@ def issue_pair(
             jti=refresh_jti,
             session_id=auth_session_id,
             issued_at=now,
-            expires_at=now + settings.REFRESH_TOKEN_TTL,
+            expires_at=now + tokens.RefreshToken.lifetime(settings),
         )
     )
-
-    def encode(token_type: tokens.TokenType, jti: uuid.UUID, lifetime: timedelta) -> str:
-        return tokens.encode_token(
-            settings=settings,
-            token_type=token_type,
-            user_id=user_id,
-            session_id=auth_session_id,
-            jti=jti,
-            issued_at=now,
-            lifetime=lifetime,
-        )
-
     return TokenPair(
-        access_token=encode(tokens.TokenType.ACCESS, uuid.uuid4(), settings.ACCESS_TOKEN_TTL),
-        refresh_token=encode(tokens.TokenType.REFRESH, refresh_jti, settings.REFRESH_TOKEN_TTL),
-        expires_in=int(settings.ACCESS_TOKEN_TTL.total_seconds()),
+        access_token=tokens.AccessToken(
+            user_id=user_id, session_id=auth_session_id, jti=uuid.uuid4()
+        ).encode(settings=settings, issued_at=now),
+        refresh_token=tokens.RefreshToken(
+            user_id=user_id, session_id=auth_session_id, jti=refresh_jti
+        ).encode(settings=settings, issued_at=now),
+        expires_in=int(tokens.AccessToken.lifetime(settings).total_seconds()),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedSession:
+    id: uuid.UUID
+    pair: TokenPair
 
 
 async def open_auth_session(
     *, db: AsyncSession, settings: Settings, user_id: int, client: Client
-) -> TokenPair:
-    """Start a new session (a new refresh family) for the user; the caller commits."""
+) -> OpenedSession:
+    """Start a new session (a new refresh family) for the user, and its first
+    token pair; the caller commits."""
     now = utcnow()
     auth_session = AuthSession(
         user_id=user_id,
@@ -101,9 +100,10 @@ async def open_auth_session(
     )
     db.add(auth_session)
     await db.flush()
-    return issue_pair(
+    pair = issue_pair(
         db=db, settings=settings, user_id=user_id, auth_session_id=auth_session.id, now=now
     )
+    return OpenedSession(id=auth_session.id, pair=pair)
 
 
 async def revoke_sessions(*, db: AsyncSession, where: ColumnElement[bool]) -> None:

@@ -1,4 +1,4 @@
-"""Throttling of password guesses: an attempt is counted before the password is checked.
+"""Throttling of guesses: an attempt is counted before its proof (a password) is checked.
 
 Each attempt reserves one row under each of its keys, in a transaction that holds
 a Postgres advisory lock per key while it counts: of any number of concurrent
@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth.tokens import DeviceClaims
+from app.auth.tokens import DeviceToken
 from app.config import Settings
 from app.exceptions import TooManyAttempts
 from app.models import LoginFailure, utcnow
@@ -54,13 +54,14 @@ def _digest(*parts: str) -> str:
 def login_limits(
     *,
     settings: Settings,
-    email: str,
+    identity: str,
     client: str,
     user_id: int | None,
-    device: DeviceClaims | None,
+    device: DeviceToken | None,
 ) -> list[Limit]:
-    """`email` is already normalised; `device` is the caller's device cookie, if it
-    marks a known device of the account (app/auth/service.py)."""
+    """`identity` is who the sign-in says it is, whatever its proof (the
+    normalised email for a password); `device` is the caller's device cookie, if
+    it marks a known device of the account (app/auth/service.py)."""
     per_client = (settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW)
     if device is not None and user_id is not None and device.user_id == user_id:
         return [
@@ -74,9 +75,9 @@ def login_limits(
             ),
         ]
     return [
-        Limit(_digest("client", email, client), *per_client, False),
+        Limit(_digest("client", identity, client), *per_client, False),
         Limit(
-            _digest("account", email),
+            _digest("account", identity),
             settings.LOGIN_ACCOUNT_MAX_FAILURES,
             settings.LOGIN_ACCOUNT_FAILURE_WINDOW,
             False,

@@ -1,4 +1,5 @@
-"""Encoding and decoding JWTs. The only module that imports jwt.
+"""Encoding and decoding JWTs, one class per token type (its claims and its
+lifetime). The only module that imports jwt.
 
 Tokens are signed with the settings' signing key and name it in their header
 (`kid`). A token is verified with the key its `kid` names, by that key's own
@@ -12,19 +13,15 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import jwt
 
 from app.config import Settings
+from app.exceptions import NotAuthenticated
 from app.signing_keys import KeyRing, VerificationKey
 
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "iss", "aud", "type"]
-SESSION_CLAIMS = [*REQUIRED_CLAIMS, "sid"]
-# A device token names the account's session epoch when it was issued (`sep`):
-# whatever ends every session (a password change or reset, logout-all, an admin)
-# moves the epoch on, and the token no longer marks a known device.
-DEVICE_CLAIMS = [*REQUIRED_CLAIMS, "sep"]
 
 
 class TokenType(enum.StrEnum):
@@ -36,21 +33,6 @@ class TokenType(enum.StrEnum):
 
 class InvalidToken(Exception):
     """Bad signature, algorithm, claims, type, or expired."""
-
-
-@dataclass(frozen=True, slots=True)
-class TokenClaims:
-    user_id: int
-    session_id: uuid.UUID
-    jti: uuid.UUID
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceClaims:
-    user_id: int
-    device_id: uuid.UUID
-    # The account's session epoch the token was issued under.
-    session_epoch: int
 
 
 def _encode(
@@ -129,6 +111,142 @@ def _decode(
     raise InvalidToken("no key verifies the signature")
 
 
+class Token:
+    """A token type: its claims beyond the registered ones, and its lifetime.
+    `encode` signs one; `decode` verifies one of this type (anything else,
+    expired or forged is InvalidToken) and `presented` is `decode` for a token a
+    client presents to authenticate (anything wrong is NotAuthenticated)."""
+
+    __slots__ = ()
+    TYPE: ClassVar[TokenType]
+    # Claims this type adds to REQUIRED_CLAIMS, all required too.
+    CLAIMS: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def lifetime(cls, settings: Settings) -> timedelta:
+        raise NotImplementedError
+
+    def _subject(self) -> tuple[int, uuid.UUID, dict[str, str]]:
+        """The user, the `jti` and this type's own claims, as encoded."""
+        raise NotImplementedError
+
+    @classmethod
+    def _from_claims(cls, user_id: int, jti: uuid.UUID, payload: dict[str, Any]) -> Self:
+        """The token from its verified payload: `sub`, `jti` and this type's claims."""
+        raise NotImplementedError
+
+    def encode(
+        self, *, settings: Settings, issued_at: datetime, lifetime: timedelta | None = None
+    ) -> str:
+        user_id, jti, claims = self._subject()
+        return _encode(
+            settings=settings,
+            token_type=self.TYPE,
+            user_id=user_id,
+            jti=jti,
+            issued_at=issued_at,
+            lifetime=self.lifetime(settings) if lifetime is None else lifetime,
+            **claims,
+        )
+
+    @classmethod
+    def decode(cls, token: str, *, settings: Settings) -> Self:
+        try:
+            payload = _decode(
+                token,
+                settings=settings,
+                expected_type=cls.TYPE,
+                required=[*REQUIRED_CLAIMS, *cls.CLAIMS],
+            )
+            return cls._from_claims(int(payload["sub"]), uuid.UUID(payload["jti"]), payload)
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
+            raise InvalidToken(str(exc)) from exc
+
+    @classmethod
+    def presented(cls, token: str, *, settings: Settings) -> Self:
+        try:
+            return cls.decode(token, settings=settings)
+        except InvalidToken as exc:
+            raise NotAuthenticated() from exc
+
+
+@dataclass(frozen=True, slots=True)
+class SessionToken(Token):
+    """A token of a session (`sid`): revoking the session ends it."""
+
+    CLAIMS: ClassVar[tuple[str, ...]] = ("sid",)
+    user_id: int
+    session_id: uuid.UUID
+    jti: uuid.UUID
+
+    def _subject(self) -> tuple[int, uuid.UUID, dict[str, str]]:
+        return self.user_id, self.jti, {"sid": str(self.session_id)}
+
+    @classmethod
+    def _from_claims(cls, user_id: int, jti: uuid.UUID, payload: dict[str, Any]) -> Self:
+        return cls(user_id=user_id, session_id=uuid.UUID(payload["sid"]), jti=jti)
+
+
+class AccessToken(SessionToken):
+    """Sent with every request; lives ACCESS_TOKEN_TTL."""
+
+    __slots__ = ()
+    TYPE = TokenType.ACCESS
+
+    @classmethod
+    def lifetime(cls, settings: Settings) -> timedelta:
+        return settings.ACCESS_TOKEN_TTL
+
+
+class RefreshToken(SessionToken):
+    """Spent once for a new pair; its `jti` is a row of its session's family.
+    Lives REFRESH_TOKEN_TTL."""
+
+    __slots__ = ()
+    TYPE = TokenType.REFRESH
+
+    @classmethod
+    def lifetime(cls, settings: Settings) -> timedelta:
+        return settings.REFRESH_TOKEN_TTL
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceToken(Token):
+    """The login throttle's device cookie: a client that logged in to this
+    account before. It names the account's session epoch when it was issued
+    (`sep`): whatever ends every session (a password change or reset,
+    logout-all, an admin) moves the epoch on, and the token no longer marks a
+    known device. Lives DEVICE_TOKEN_TTL."""
+
+    TYPE: ClassVar[TokenType] = TokenType.DEVICE
+    CLAIMS: ClassVar[tuple[str, ...]] = ("sep",)
+    user_id: int
+    device_id: uuid.UUID
+    # The account's session epoch the token was issued under.
+    session_epoch: int
+
+    @classmethod
+    def new(cls, *, user_id: int, session_epoch: int) -> Self:
+        return cls(user_id=user_id, device_id=uuid.uuid4(), session_epoch=session_epoch)
+
+    @classmethod
+    def lifetime(cls, settings: Settings) -> timedelta:
+        return settings.DEVICE_TOKEN_TTL
+
+    def _subject(self) -> tuple[int, uuid.UUID, dict[str, str]]:
+        return self.user_id, self.device_id, {"sep": str(self.session_epoch)}
+
+    @classmethod
+    def _from_claims(cls, user_id: int, jti: uuid.UUID, payload: dict[str, Any]) -> Self:
+        return cls(user_id=user_id, device_id=jti, session_epoch=int(payload["sep"]))
+
+
+SESSION_TOKENS: dict[TokenType, type[SessionToken]] = {
+    TokenType.ACCESS: AccessToken,
+    TokenType.REFRESH: RefreshToken,
+}
+
+
 def encode_token(
     *,
     settings: Settings,
@@ -139,54 +257,7 @@ def encode_token(
     issued_at: datetime,
     lifetime: timedelta,
 ) -> str:
-    return _encode(
-        settings=settings,
-        token_type=token_type,
-        user_id=user_id,
-        jti=jti,
-        issued_at=issued_at,
-        lifetime=lifetime,
-        sid=str(session_id),
-    )
-
-
-def decode_token(token: str, *, settings: Settings, expected_type: TokenType) -> TokenClaims:
-    try:
-        payload = _decode(
-            token, settings=settings, expected_type=expected_type, required=SESSION_CLAIMS
-        )
-        return TokenClaims(
-            user_id=int(payload["sub"]),
-            session_id=uuid.UUID(payload["sid"]),
-            jti=uuid.UUID(payload["jti"]),
-        )
-    except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
-        raise InvalidToken(str(exc)) from exc
-
-
-def encode_device_token(
-    *, settings: Settings, user_id: int, session_epoch: int, issued_at: datetime
-) -> str:
-    return _encode(
-        settings=settings,
-        token_type=TokenType.DEVICE,
-        user_id=user_id,
-        jti=uuid.uuid4(),
-        issued_at=issued_at,
-        lifetime=settings.DEVICE_TOKEN_TTL,
-        sep=str(session_epoch),
-    )
-
-
-def decode_device_token(token: str, *, settings: Settings) -> DeviceClaims:
-    try:
-        payload = _decode(
-            token, settings=settings, expected_type=TokenType.DEVICE, required=DEVICE_CLAIMS
-        )
-        return DeviceClaims(
-            user_id=int(payload["sub"]),
-            device_id=uuid.UUID(payload["jti"]),
-            session_epoch=int(payload["sep"]),
-        )
-    except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
-        raise InvalidToken(str(exc)) from exc
+    """A session token of the given type with any lifetime (for tests and the
+    benchmark's data: the app encodes through the classes)."""
+    token = SESSION_TOKENS[token_type](user_id=user_id, session_id=session_id, jti=jti)
+    return token.encode(settings=settings, issued_at=issued_at, lifetime=lifetime)

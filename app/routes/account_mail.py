@@ -3,7 +3,7 @@ single-use link, and those that spend it."""
 
 from fastapi import APIRouter, Depends, Request, status
 
-from app.auth.routes import no_store
+from app.auth.transports import no_store
 from app.dependencies import DbSession, SettingsDep, client_of
 from app.exceptions import EmailTaken, InvalidLink, TooManyMailRequests, error_responses
 from app.schema.account_mail import AddressRequest, EmailVerification, MailQueued, PasswordReset
