@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from app.config import Settings
 from devtools.embedded_postgres import EmbeddedPostgres, free_port
+from tests.mail.smtp_server import SmtpServer
 
 # The user's own example password: backtick, braces, colon, dot. Every test
 # connects with it, through URL.create, over TCP with scram-sha-256.
@@ -252,3 +253,12 @@ async def admin_tokens(
     async with app.state.session_factory() as db:
         assert await ensure_superuser(db=db, settings=admin_settings)
     return await login(client, "root@example.com")
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server in the test process (tests/mail/smtp_server.py)."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()

@@ -9,8 +9,6 @@ password changes and resets are announced to the account's address. Verifying
 an address (or a new one) ends every session opened before it.
 """
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -30,14 +28,6 @@ NEW_PASSWORD = "a brand new passphrase"
 def _tables_emptied_after(app: FastAPI) -> None:
     """The tests run apps of their own; asking for the suite's `app` makes the
     suite empty the tables after each (tests/conftest.py)."""
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 async def change_email(
