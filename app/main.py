@@ -22,10 +22,11 @@ from app.exceptions import (
     error_responses,
     register_exception_handlers,
 )
+from app.mail.outbox import mail_sender
 from app.middleware import LimitRequestBody, NoStore
 from app.routes import account_mail, health, items, pages, users, wellknown
+from app.services.account_mail import compose as compose_account_mail
 from app.services.maintenance import periodic_sweeps
-from app.services.outbox import mail_sender
 
 # The token and auth routes: no answer of theirs is cached, errors included.
 NO_STORE_PREFIXES = ("/api/auth/", "/api/token/")
@@ -87,7 +88,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 session_factory=app.state.session_factory, settings=app.state.settings
             ) as sweeper,
             mail_sender(
-                session_factory=app.state.session_factory, settings=app.state.settings
+                session_factory=app.state.session_factory,
+                settings=app.state.settings,
+                compose=compose_account_mail,
             ) as mailer,
         ):
             app.state.sweeper = sweeper

@@ -29,9 +29,10 @@ from app.auth.sessions import (
 from app.config import Settings
 from app.database.reads import ReadPool, driver_sql
 from app.exceptions import EmailNotVerified, InvalidCredentials, NotAuthenticated, NotFound
+from app.mail import outbox
 from app.models import AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
 from app.schema.auth import SessionOut, TokenPair
-from app.services import mail_limits, outbox
+from app.services import mail_limits
 from app.services import users as users_service
 
 

@@ -157,7 +157,7 @@ class OneTimeToken(SQLModel, table=True):
 
 
 class MailOutbox(SQLModel, table=True):
-    """A mail to send. Requests only add rows; the sender (app/services/outbox.py)
+    """A mail to send. Requests only add rows; the sender (app/mail/outbox.py)
     delivers them with retries, so SMTP never slows or fails a request and a mail
     survives a restart. A row with `compose` set and no body yet is composed by the
     sender (the account looked up, a token issued): a request for an unknown

@@ -7,7 +7,7 @@ from app.auth import throttle
 from app.auth.sessions import Client
 from app.config import Settings
 from app.exceptions import TooManyMailRequests
-from app.services import outbox
+from app.mail import outbox
 from app.services.account_mail import Compose
 from app.services.users import normalize_email
 

@@ -11,8 +11,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.auth import one_time_tokens, passwords
 from app.auth.sessions import end_all_sessions
 from app.config import Settings
+from app.mail import outbox
 from app.models import utcnow
-from app.services import account_mail, mail_limits, outbox
+from app.services import account_mail, mail_limits
 
 
 async def reset_password(

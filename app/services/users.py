@@ -26,6 +26,7 @@ from app.exceptions import (
     PasswordRequired,
     WrongPassword,
 )
+from app.mail import outbox
 from app.models import AuthenticatedUser, User, utcnow
 from app.policy import ACTIVE_ADMINS, Viewer, admin_role_columns, grant_admin_role
 from app.schema.auth import SessionOut
@@ -37,7 +38,7 @@ from app.schema.users import (
     UserListParams,
     UserOut,
 )
-from app.services import account_mail, mail_limits, outbox
+from app.services import account_mail, mail_limits
 from app.services.paging import ListSQL, SortOrder, list_sql, paginate
 
 LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"

@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from app.config import Settings
+from app.mail import outbox as outbox_service
 from app.models import utcnow
-from app.services import outbox as outbox_service
 from tests.conftest import app_with, client_at, register
 from tests.mail.helpers import execute, mail_app, outbox
 from tests.mail.smtp_server import (

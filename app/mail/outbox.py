@@ -4,7 +4,8 @@ delivers them.
 A request only inserts a row in its own transaction (the mail exists if and only
 if what caused it committed) and never waits for SMTP. Each worker's sender
 claims one due row at a time (`FOR UPDATE SKIP LOCKED`, so workers and replicas
-never take the same row), composes it if needed, commits the claim, sends with
+never take the same row), composes it if needed (with the composer it was given:
+the outbox knows no account), commits the claim, sends with
 no transaction open, then marks it sent or schedules a retry with exponential
 backoff and jitter, keeping the error; after MAIL_MAX_ATTEMPTS, or a permanent
 refusal, it gives up. Delivery is at least once: a claim is a lease, so a mail
@@ -20,6 +21,7 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -30,7 +32,6 @@ from app.database.db import SessionFactory
 from app.mail.smtp import MailError, build_message, send_mail
 from app.mail.templates import RenderedMail
 from app.models import MailOutbox, utcnow
-from app.services.account_mail import Compose, compose
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +43,19 @@ LEASE_MARGIN = timedelta(seconds=30)
 SMTP_OPERATIONS_PER_SEND = 6  # connect, EHLO, STARTTLS, AUTH, MAIL/RCPT, DATA
 
 
-def enqueue(*, db: AsyncSession, recipient: str, purpose: Compose) -> None:
-    """Queue a mail for the sender to compose (`purpose`) and deliver; the caller
-    commits, then calls wake_senders()."""
+class Composer(Protocol):
+    """Composes a mail queued by purpose, at its first attempt: the mail, or why
+    none goes out. It may write (a token); the sender commits. The app passes
+    app/services/account_mail.compose."""
+
+    async def __call__(
+        self, *, db: AsyncSession, settings: Settings, purpose: str | None, recipient: str
+    ) -> RenderedMail | str: ...
+
+
+def enqueue(*, db: AsyncSession, recipient: str, purpose: str) -> None:
+    """Queue a mail for the sender to compose (`purpose`, see Composer) and
+    deliver; the caller commits, then calls wake_senders()."""
     db.add(MailOutbox(recipient=recipient, compose=purpose))
 
 
@@ -116,9 +127,12 @@ async def _retry_later(*, db: AsyncSession, mail_id: int, when: datetime, error:
 class MailSender:
     """One worker's sender: `run` until cancelled."""
 
-    def __init__(self, *, session_factory: SessionFactory, settings: Settings) -> None:
+    def __init__(
+        self, *, session_factory: SessionFactory, settings: Settings, compose: Composer
+    ) -> None:
         self._session_factory = session_factory
         self._settings = settings
+        self._compose = compose
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -158,7 +172,7 @@ class MailSender:
             assert row.id is not None
             mail_id, recipient, attempts = row.id, row.recipient, row.attempts
             if row.subject is None:
-                composed = await compose(
+                composed = await self._compose(
                     db=db, settings=settings, purpose=row.compose, recipient=recipient
                 )
                 if isinstance(composed, str):
@@ -222,7 +236,7 @@ def wake_senders() -> None:
 
 @asynccontextmanager
 async def mail_sender(
-    *, session_factory: SessionFactory, settings: Settings
+    *, session_factory: SessionFactory, settings: Settings, compose: Composer
 ) -> AsyncIterator[MailSender | None]:
     """The sender runs in the background while the context lasts. Without
     SMTP_HOST none runs: mails stay queued (said once, here) until a worker with
@@ -231,7 +245,7 @@ async def mail_sender(
         logger.warning("SMTP_HOST is not set: mails stay queued in mail_outbox, none is sent")
         yield None
         return
-    sender = MailSender(session_factory=session_factory, settings=settings)
+    sender = MailSender(session_factory=session_factory, settings=settings, compose=compose)
     task = asyncio.create_task(sender.run(), name="mail-sender")
     _running.add(sender)
     try:
