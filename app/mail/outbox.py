@@ -29,8 +29,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
 from app.database.db import SessionFactory
+from app.mail.render import RenderedMail
 from app.mail.smtp import MailError, build_message, send_mail
-from app.mail.templates import RenderedMail
 from app.models import MailOutbox, utcnow
 
 logger = logging.getLogger(__name__)

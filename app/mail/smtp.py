@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 from app.config import Settings
-from app.mail.templates import RenderedMail
+from app.mail.render import RenderedMail
 
 
 class MailError(Exception):

@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from app.dependencies import SettingsDep
-from app.mail.templates import render_html
+from app.mail.render import render_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -27,7 +27,7 @@ def _page(template: str, project: str) -> HTMLResponse:
         "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
     )
     return HTMLResponse(
-        render_html(f"pages/{template}", project=project, nonce=nonce),
+        render_page(template, project=project, nonce=nonce),
         headers={
             "Content-Security-Policy": policy,
             "Referrer-Policy": "no-referrer",
@@ -40,14 +40,14 @@ def _page(template: str, project: str) -> HTMLResponse:
 
 @router.get("/reset-password", response_class=HTMLResponse)
 async def reset_password_page(settings: SettingsDep) -> HTMLResponse:
-    return _page("reset_password.html", settings.PROJECT_NAME)
+    return _page("reset_password", settings.PROJECT_NAME)
 
 
 @router.get("/verify-email", response_class=HTMLResponse)
 async def verify_email_page(settings: SettingsDep) -> HTMLResponse:
-    return _page("verify_email.html", settings.PROJECT_NAME)
+    return _page("verify_email", settings.PROJECT_NAME)
 
 
 @router.get("/secure-account", response_class=HTMLResponse)
 async def secure_account_page(settings: SettingsDep) -> HTMLResponse:
-    return _page("secure_account.html", settings.PROJECT_NAME)
+    return _page("secure_account", settings.PROJECT_NAME)

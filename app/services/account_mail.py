@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import one_time_tokens
 from app.config import Settings
-from app.mail.templates import RenderedMail, render_mail
+from app.mail.render import RenderedMail, render_mail
 from app.models import User, utcnow
 
 # The mails the sender composes itself (looking the account up by address).
@@ -43,7 +43,7 @@ def for_humans(duration: timedelta) -> str:
 
 @dataclass(frozen=True)
 class AccountMail:
-    template: str  # under app/templates/email/
+    template: str  # under app/mail/templates/email/
     page: str  # the page on DOMAIN its link opens
     lifetime: Callable[[Settings], timedelta]
 
