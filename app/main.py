@@ -24,7 +24,7 @@ from app.exceptions import (
 )
 from app.mail.outbox import mail_sender
 from app.middleware import LimitRequestBody, NoStore
-from app.routes import account_mail, health, items, pages, users, wellknown
+from app.routes import account_mail, health, items, users, wellknown
 from app.services.account_mail import compose as compose_account_mail
 from app.services.maintenance import periodic_sweeps
 
@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         wellknown.router,
         account_mail.router,
-        pages.router,
+        account_mail.pages_router,
     ):
         app.include_router(router)
     add_docs(app)

@@ -1,17 +1,30 @@
-"""Password recovery and email verification: `/api/auth/…` routes that mail a
-single-use link, and those that spend it."""
+"""Account mail: the `/api/auth/…` routes that mail a single-use link and those
+that spend it (password recovery, email verification, "this wasn't me"), and the
+pages the mailed links open.
+
+The pages are static HTML whose inline script reads the token from the link's
+fragment (never sent to a server, so in no access log), removes it from the
+address bar, and POSTs it to the API. Strict headers: a CSP allowing only this
+response's own script and style (by nonce) and requests to this origin, no
+referrer, no framing, no caching. Not part of the API's OpenAPI (they answer HTML).
+"""
+
+import secrets
 
 from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import HTMLResponse
 
 from app.auth.transports import no_store
 from app.dependencies import DbSession, SettingsDep, client_of
 from app.exceptions import EmailTaken, InvalidLink, TooManyMailRequests, error_responses
+from app.mail.render import render_page
 from app.schema.account_mail import AddressRequest, EmailVerification, MailQueued, PasswordReset
 from app.services import account_security, mail_requests
 from app.services import email_verification as verification_service
 from app.services import password_reset as reset_service
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], dependencies=[Depends(no_store)])
+pages_router = APIRouter(include_in_schema=False)
 
 RECOVERY_QUEUED = "If an active account has this address, a mail with a link is on its way."
 VERIFICATION_QUEUED = (
@@ -106,3 +119,40 @@ async def secure_account(data: EmailVerification, db: DbSession, settings: Setti
     unless another account took it meanwhile, and voids the password: set a new
     one with `POST /api/auth/password-recovery`. A bad token is a `400` saying why."""
     await account_security.secure_account(db=db, settings=settings, token=data.token)
+
+
+# --- The pages mailed links open -----------------------------------------------
+
+
+def _page(template: str, project: str) -> HTMLResponse:
+    nonce = secrets.token_urlsafe(16)
+    policy = (
+        "default-src 'none'; "
+        f"script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+        "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+    return HTMLResponse(
+        render_page(template, project=project, nonce=nonce),
+        headers={
+            "Content-Security-Policy": policy,
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+        },
+    )
+
+
+@pages_router.get("/reset-password", response_class=HTMLResponse)
+async def reset_password_page(settings: SettingsDep) -> HTMLResponse:
+    return _page("reset_password", settings.PROJECT_NAME)
+
+
+@pages_router.get("/verify-email", response_class=HTMLResponse)
+async def verify_email_page(settings: SettingsDep) -> HTMLResponse:
+    return _page("verify_email", settings.PROJECT_NAME)
+
+
+@pages_router.get("/secure-account", response_class=HTMLResponse)
+async def secure_account_page(settings: SettingsDep) -> HTMLResponse:
+    return _page("secure_account", settings.PROJECT_NAME)
