@@ -18,6 +18,7 @@ from app.auth import passwords
 from app.config import Settings
 from app.exceptions import InvalidCredentials
 from app.models import User
+from app.schema.users import normalize_email
 from app.services import users as users_service
 
 
@@ -74,7 +75,7 @@ class PasswordProof(Proof[Never]):
     password: str
 
     async def claim(self, db: AsyncSession) -> Claim:
-        email = users_service.normalize_email(self.email)
+        email = normalize_email(self.email)
         user = await users_service.find_by_email(db=db, normalized_email=email)
         return Claim(identity=email, user=user)
 

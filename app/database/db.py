@@ -1,17 +1,20 @@
-"""The engine and session factory for transactions, and the readiness probe.
+"""The engine and session factory for transactions, a flush that turns a
+unique constraint's refusal into the domain's error, and the readiness probe.
 Reads go through app/database/reads.py."""
 
 import asyncio
 import time
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy import event, text
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
 from app.database.schema_version import schema_problem
+from app.exceptions import DomainError
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -81,6 +84,18 @@ def _ping_suspect_connections(engine: AsyncEngine, health: ConnectionHealth) -> 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def flush_unless_taken(db: AsyncSession, taken: type[DomainError]) -> None:
+    """Flush; if a unique constraint refuses it (another row holds the value,
+    perhaps since a moment ago), roll back and raise `taken`."""
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        await db.rollback()
+        if isinstance(exc.orig, UniqueViolation):
+            raise taken() from exc
+        raise
 
 
 async def database_problem(engine: AsyncEngine) -> str | None:

@@ -1,11 +1,13 @@
 """User shapes: what comes in, what goes out (never a password or a hash), and
 the typed commands a route builds from what came in for the service."""
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Final, Literal, Self
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -50,6 +52,18 @@ Email = Annotated[EmailStr, Field(examples=["ada@example.com"])]
 StoredEmail = Annotated[
     str, WithJsonSchema({"type": "string", "format": "email"}), Field(examples=["ada@example.com"])
 ]
+
+
+def normalize_email(email: str) -> str:
+    """One spelling per address, for registration, login and mail requests alike:
+    Unicode in NFC, an IDNA (punycode) domain in Unicode, lower case. Never raises:
+    text that is not an email is still normalised (it then matches no account)."""
+    text = email.strip()
+    try:
+        text = validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError:
+        text = unicodedata.normalize("NFC", text)
+    return text.lower()
 
 
 class UserRegister(StrictInput):

@@ -8,12 +8,11 @@ unverified account has it. A user's own change of address mails its own link
 the address the account's.
 """
 
-from psycopg.errors import UniqueViolation
-from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import one_time_tokens
 from app.auth.sessions import end_all_sessions
+from app.database.db import flush_unless_taken
 from app.exceptions import EmailTaken
 from app.models import utcnow
 
@@ -39,12 +38,6 @@ async def verify_email(*, db: AsyncSession, token: str) -> None:
     user.is_verified = True
     user.updated_at = now
     db.add(user)
-    try:
-        await db.flush()
-    except IntegrityError as exc:
-        await db.rollback()
-        if isinstance(exc.orig, UniqueViolation):
-            raise EmailTaken() from exc  # another account took the address meanwhile
-        raise
+    await flush_unless_taken(db, EmailTaken)  # another account took the address meanwhile
     await end_all_sessions(db=db, user_id=user.id)
     await db.commit()

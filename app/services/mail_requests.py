@@ -8,8 +8,8 @@ from app.auth.sessions import Client
 from app.config import Settings
 from app.exceptions import TooManyMailRequests
 from app.mail import outbox
+from app.schema.users import normalize_email
 from app.services.account_mail import Compose
-from app.services.users import normalize_email
 
 
 async def request_account_mail(

@@ -1,21 +1,18 @@
 """Users: identity (email), credentials (hash), what they may do (flags; what
 they mean is app/policy.py's), and another user's view of their sessions."""
 
-import unicodedata
 from functools import lru_cache
 
-from email_validator import EmailNotValidError, validate_email
-from psycopg.errors import UniqueViolation
 from sqlalchemy import bindparam, func, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import one_time_tokens, passwords, throttle
 from app.auth.sessions import end_all_sessions, live_sessions
 from app.config import Settings
+from app.database.db import flush_unless_taken
 from app.database.reads import ReadPool, driver_sql
 from app.exceptions import (
     Conflict,
@@ -37,6 +34,7 @@ from app.schema.users import (
     OwnProfileUpdate,
     UserListParams,
     UserOut,
+    normalize_email,
 )
 from app.services import account_mail, mail_limits
 from app.services.paging import ListSQL, SortOrder, list_sql, paginate
@@ -44,28 +42,6 @@ from app.services.paging import ListSQL, SortOrder, list_sql, paginate
 LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"
 # Serialises every change that could take away the last superuser.
 SUPERUSER_LOCK = "users:superusers"
-
-
-def normalize_email(email: str) -> str:
-    """One spelling per address, for registration and login alike: Unicode in NFC,
-    an IDNA (punycode) domain in Unicode, lower case. Never raises: text that is
-    not an email is still normalised (it then matches no account)."""
-    text = email.strip()
-    try:
-        text = validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError:
-        text = unicodedata.normalize("NFC", text)
-    return text.lower()
-
-
-async def _flush_unless_email_taken(db: AsyncSession) -> None:
-    try:
-        await db.flush()
-    except IntegrityError as exc:
-        await db.rollback()
-        if isinstance(exc.orig, UniqueViolation):
-            raise EmailTaken() from exc
-        raise
 
 
 async def find_by_email(*, db: AsyncSession, normalized_email: str) -> User | None:
@@ -86,7 +62,7 @@ async def create_user(
     hashed = await passwords.hash_password(password, settings=settings)
     user = User(email=normalize_email(email), hashed_password=hashed, full_name=full_name)
     db.add(user)
-    await _flush_unless_email_taken(db)
+    await flush_unless_taken(db, EmailTaken)
     return user
 
 
@@ -168,7 +144,7 @@ async def update_user(
         user.is_verified = is_verified
     user.updated_at = utcnow()
     db.add(user)
-    await _flush_unless_email_taken(db)
+    await flush_unless_taken(db, EmailTaken)
     if deactivates:
         await end_all_sessions(db=db, user_id=user_id)
     if new_email is not None or deactivates:
