@@ -32,7 +32,7 @@ from app.exceptions import EmailNotVerified, InvalidCredentials, NotAuthenticate
 from app.mail import outbox
 from app.models import AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
 from app.schema.auth import SessionOut, TokenPair
-from app.services import mail_limits
+from app.services import account_mail
 from app.services import users as users_service
 
 
@@ -95,8 +95,7 @@ async def register(
     )
     assert user.id is not None
     opened = await open_auth_session(db=db, settings=settings, user_id=user.id, client=client)
-    if await mail_limits.allowed(db=db, settings=settings, email=user.email):
-        outbox.enqueue(db=db, recipient=user.email, purpose="verify")
+    await account_mail.queue_verification(db=db, settings=settings, email=user.email)
     await db.commit()
     outbox.wake_senders()
     return _login(opened, user, None, settings=settings)

@@ -19,9 +19,7 @@ from app.dependencies import DbSession, SettingsDep, client_of
 from app.exceptions import EmailTaken, InvalidLink, TooManyMailRequests, error_responses
 from app.mail.render import render_page
 from app.schema.account_mail import AddressRequest, EmailVerification, MailQueued, PasswordReset
-from app.services import account_security, mail_requests
-from app.services import email_verification as verification_service
-from app.services import password_reset as reset_service
+from app.services import account_mail as account_mail_service
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], dependencies=[Depends(no_store)])
 pages_router = APIRouter(include_in_schema=False)
@@ -47,7 +45,7 @@ async def recover_password(
     link (`https://DOMAIN/reset-password#token=…`) works once, for
     `PASSWORD_RESET_TTL` (30 minutes); asking again voids the previous link.
     Limited per address and per client (`429` with `Retry-After`)."""
-    await mail_requests.request_account_mail(
+    await account_mail_service.request_account_mail(
         db=db, settings=settings, purpose="reset", email=data.email, client=client_of(request)
     )
     return MailQueued(message=RECOVERY_QUEUED)
@@ -64,7 +62,7 @@ async def reset_password(data: PasswordReset, db: DbSession, settings: SettingsD
     the new password. A forged, spent, replaced or expired token, one of another
     purpose (a verification token), or one mailed to an address the account no
     longer has is a `400` whose `detail` says which."""
-    await reset_service.reset_password(
+    await account_mail_service.reset_password(
         db=db, settings=settings, token=data.token, new_password=data.new_password
     )
 
@@ -82,7 +80,7 @@ async def verify_email(data: EmailVerification, db: DbSession) -> None:
     **every session ends** (log in again): whoever held one before the address
     was proven keeps none. A bad token is a `400` saying why; an address another
     account took meanwhile, a `409`."""
-    await verification_service.verify_email(db=db, token=data.token)
+    await account_mail_service.verify_email(db=db, token=data.token)
 
 
 @router.post(
@@ -98,7 +96,7 @@ async def resend_verification(
     """No login needed (it may be what is refused): always `202` with the same
     body; a mail goes only to an active account whose address is unverified, and
     voids its previous link. Limited per address and per client (`429`)."""
-    await mail_requests.request_account_mail(
+    await account_mail_service.request_account_mail(
         db=db, settings=settings, purpose="verify", email=data.email, client=client_of(request)
     )
     return MailQueued(message=VERIFICATION_QUEUED)
@@ -118,7 +116,7 @@ async def secure_account(data: EmailVerification, db: DbSession, settings: Setti
     pending change included), gives the account that address back (verified)
     unless another account took it meanwhile, and voids the password: set a new
     one with `POST /api/auth/password-recovery`. A bad token is a `400` saying why."""
-    await account_security.secure_account(db=db, settings=settings, token=data.token)
+    await account_mail_service.secure_account(db=db, settings=settings, token=data.token)
 
 
 # --- The pages mailed links open -----------------------------------------------

@@ -36,7 +36,7 @@ from app.schema.users import (
     UserOut,
     normalize_email,
 )
-from app.services import account_mail, mail_limits
+from app.services import account_mail
 from app.services.paging import ListSQL, SortOrder, list_sql, paginate
 
 LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"
@@ -150,12 +150,8 @@ async def update_user(
     if new_email is not None or deactivates:
         # A link mailed before must not revive with the old address or the account.
         await one_time_tokens.void_links(db=db, user_id=user_id, now=utcnow())
-    if (
-        new_email is not None
-        and not user.is_verified
-        and await mail_limits.allowed(db=db, settings=settings, email=new_email)
-    ):
-        outbox.enqueue(db=db, recipient=new_email, purpose="verify")
+    if new_email is not None and not user.is_verified:
+        await account_mail.queue_verification(db=db, settings=settings, email=new_email)
     await db.commit()
     if new_email is not None:
         outbox.wake_senders()
@@ -205,7 +201,9 @@ async def update_me(
         try:
             if await find_by_email(db=db, normalized_email=new_email) is not None:
                 raise EmailTaken()
-            await mail_limits.reserve(db=db, settings=settings, email=new_email, client=client)
+            await account_mail.reserve_email_change(
+                db=db, settings=settings, email=new_email, client=client
+            )
         except DomainError:
             # The password was right: refused for another reason, it counts as no guess.
             await db.rollback()
@@ -220,12 +218,9 @@ async def update_me(
     account.updated_at = utcnow()
     db.add(account)
     if new_email is not None and attempt is not None:
-        confirm, notice = await account_mail.email_change_mails(
+        await account_mail.queue_email_change(
             db=db, settings=settings, user_id=user.id, old=account.email, new=new_email
         )
-        outbox.enqueue_mail(db=db, recipient=new_email, mail=confirm)
-        outbox.enqueue_mail(db=db, recipient=account.email, mail=notice)
-        await mail_limits.charge(db=db, settings=settings, email=account.email)
         await throttle.forgive(db=db, attempt=attempt)
     await db.commit()
     if new_email is not None:
@@ -258,9 +253,9 @@ async def change_password(
     # A reset link mailed before the change must not undo it.
     await one_time_tokens.void(db=db, user_id=user_id, purpose="reset", now=utcnow())
     await throttle.forgive(db=db, attempt=attempt)
-    notice = account_mail.notice(settings, "notice_password_changed", user.email)
-    outbox.enqueue_mail(db=db, recipient=user.email, mail=notice)
-    await mail_limits.charge(db=db, settings=settings, email=user.email)
+    await account_mail.queue_notice(
+        db=db, settings=settings, notice="notice_password_changed", email=user.email
+    )
     await db.commit()
     outbox.wake_senders()
 
