@@ -9,7 +9,8 @@
   to the new address and a notice with a "this wasn't me" link to the old one
   (`queue_email_change`); the first makes the address the account's
   (`verify_email`), the second takes the account back (`secure_account`).
-- Notices: a password change or reset tells the account's address (`queue_notice`).
+- Notices: a password change or reset tells the account's address
+  (`queue_password_notice`).
 
 Mails go through the outbox (app/mail/outbox.py): a request only queues a row in
 its own transaction, commits, then wakes the senders. The links' tokens are
@@ -39,8 +40,8 @@ from app.schema.users import normalize_email
 
 # The mails anyone may ask for by address: the sender composes them.
 Compose = Literal["reset", "verify"]
-# The notices to an account's own address (no link in them).
-Notice = Literal["notice_password_changed", "notice_password_reset"]
+# What a password notice (no link in it) tells the account's address happened.
+PasswordEvent = Literal["changed", "reset"]
 NO_ACCOUNT = "no active account has this address"
 ALREADY_VERIFIED = "the address is already verified"
 
@@ -207,9 +208,11 @@ async def queue_email_change(
     await _charge(db=db, settings=settings, email=old)
 
 
-async def queue_notice(*, db: AsyncSession, settings: Settings, notice: Notice, email: str) -> None:
-    """A notice to the account's own address (password changed, reset)."""
-    mail = render_mail(notice, project=settings.PROJECT_NAME, email=email)
+async def queue_password_notice(
+    *, db: AsyncSession, settings: Settings, email: str, event: PasswordEvent
+) -> None:
+    """Tell the account's own address that its password was changed or reset."""
+    mail = render_mail("notice_password", project=settings.PROJECT_NAME, email=email, what=event)
     outbox.enqueue_mail(db=db, recipient=email, mail=mail)
     await _charge(db=db, settings=settings, email=email)
 
@@ -300,7 +303,7 @@ async def reset_password(
     db.add(user)
     await db.flush()
     await end_all_sessions(db=db, user_id=user.id)
-    await queue_notice(db=db, settings=settings, notice="notice_password_reset", email=user.email)
+    await queue_password_notice(db=db, settings=settings, email=user.email, event="reset")
     await db.commit()
     outbox.wake_senders()
 

@@ -253,8 +253,8 @@ async def change_password(
     # A reset link mailed before the change must not undo it.
     await one_time_tokens.void(db=db, user_id=user_id, purpose="reset", now=utcnow())
     await throttle.forgive(db=db, attempt=attempt)
-    await account_mail.queue_notice(
-        db=db, settings=settings, notice="notice_password_changed", email=user.email
+    await account_mail.queue_password_notice(
+        db=db, settings=settings, email=user.email, event="changed"
     )
     await db.commit()
     outbox.wake_senders()
