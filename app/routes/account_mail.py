@@ -10,6 +10,7 @@ referrer, no framing, no caching. Not part of the API's OpenAPI (they answer HTM
 """
 
 import secrets
+from typing import NamedTuple
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse
@@ -122,7 +123,7 @@ async def secure_account(data: EmailVerification, db: DbSession, settings: Setti
 # --- The pages mailed links open -----------------------------------------------
 
 
-def _page(template: str, project: str) -> HTMLResponse:
+def _page(template: str, project: str, **values: str) -> HTMLResponse:
     nonce = secrets.token_urlsafe(16)
     policy = (
         "default-src 'none'; "
@@ -130,7 +131,7 @@ def _page(template: str, project: str) -> HTMLResponse:
         "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
     )
     return HTMLResponse(
-        render_page(template, project=project, nonce=nonce),
+        render_page(template, project=project, nonce=nonce, **values),
         headers={
             "Content-Security-Policy": policy,
             "Referrer-Policy": "no-referrer",
@@ -146,11 +147,43 @@ async def reset_password_page(settings: SettingsDep) -> HTMLResponse:
     return _page("reset_password", settings.PROJECT_NAME)
 
 
+class _SpentOnOpening(NamedTuple):
+    """A page that spends its link as it opens (by script: a mail scanner that
+    fetches the link spends nothing), POSTing it to the API route of its own name."""
+
+    title: str
+    working: str  # what it says while the link is spent
+    done: str  # and once it is
+
+
+SPENT_ON_OPENING = {
+    "verify-email": _SpentOnOpening(
+        "Verify your email address",
+        "Verifying…",
+        "Your email address is verified. You can close this page.",
+    ),
+    "secure-account": _SpentOnOpening(
+        "Secure your account",
+        "Securing your account…",
+        "Your account is secured: every session is signed out, its address is yours again "
+        "and its password is void. Choose a new one with “Forgot password”.",
+    ),
+}
+
+
+def _spent_on_opening(name: str, project: str) -> HTMLResponse:
+    page = SPENT_ON_OPENING[name]
+    api = f"{router.prefix}/{name}"
+    return _page(
+        "spent_on_opening", project, title=page.title, working=page.working, api=api, done=page.done
+    )
+
+
 @pages_router.get("/verify-email", response_class=HTMLResponse)
 async def verify_email_page(settings: SettingsDep) -> HTMLResponse:
-    return _page("verify_email", settings.PROJECT_NAME)
+    return _spent_on_opening("verify-email", settings.PROJECT_NAME)
 
 
 @pages_router.get("/secure-account", response_class=HTMLResponse)
 async def secure_account_page(settings: SettingsDep) -> HTMLResponse:
-    return _page("secure_account", settings.PROJECT_NAME)
+    return _spent_on_opening("secure-account", settings.PROJECT_NAME)
