@@ -156,6 +156,25 @@ def test_exactly_one_module_imports_bcrypt() -> None:
     assert modules_importing("bcrypt") == ["app/auth/passwords.py"]
 
 
+def test_only_the_mail_package_speaks_smtp() -> None:
+    assert modules_importing("smtplib") == ["app/mail/smtp.py"]
+
+
+def test_only_the_account_mail_service_queues_mails() -> None:
+    """Every mail an account gets is counted and queued by app/services/account_mail.py
+    (the outbox itself aside); other services only wake the senders after their commit."""
+    queuing = sorted(
+        str(path.relative_to(APP.parent))
+        for path in APP.rglob("*.py")
+        if path.parent != APP / "mail"
+        and any(
+            isinstance(node, ast.Attribute) and node.attr in ("enqueue", "enqueue_mail")
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+    )
+    assert queuing == ["app/services/account_mail.py"]
+
+
 AUTH_SERVICES = [APP / "auth" / "service.py", APP / "auth" / "proofs.py"]
 AUTH_ROUTERS = [APP / "auth" / "routes.py", APP / "auth" / "cookie_routes.py"]
 
