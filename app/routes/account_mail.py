@@ -31,6 +31,9 @@ VERIFICATION_QUEUED = (
 )
 
 
+# --- The API: ask for a link by mail, spend it ------------------------------------
+
+
 @router.post(
     "/password-recovery",
     status_code=status.HTTP_202_ACCEPTED,
@@ -120,7 +123,7 @@ async def secure_account(data: EmailVerification, db: DbSession, settings: Setti
     await account_mail_service.secure_account(db=db, settings=settings, token=data.token)
 
 
-# --- The pages mailed links open -----------------------------------------------
+# --- The pages mailed links open --------------------------------------------------
 
 
 def _page(template: str, project: str, **values: str) -> HTMLResponse:

@@ -46,7 +46,7 @@ NO_ACCOUNT = "no active account has this address"
 ALREADY_VERIFIED = "the address is already verified"
 
 
-# --- The mails with a link ------------------------------------------------------
+# --- The mails with a link --------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,7 @@ async def _link_mail(
 
 
 async def _account_at(*, db: AsyncSession, email: str) -> User | None:
+    """The account that has this (normalised) address, active or not."""
     return (await db.exec(select(User).where(col(User.email) == email))).one_or_none()
 
 
@@ -264,7 +265,7 @@ async def compose(
     )
 
 
-# --- Spending the links ---------------------------------------------------------
+# --- Spending the links -----------------------------------------------------------
 # Each ends every session of the account (device cookies with them), in the
 # transaction that spends the link.
 
