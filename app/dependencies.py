@@ -19,7 +19,7 @@ from app.config import Settings
 from app.database.reads import ReadPool
 from app.exceptions import NotAuthenticated
 from app.models import AuthenticatedUser
-from app.policy import Permission, Viewer, viewer_of
+from app.policy import Permission, Viewer, parse_permission, viewer_of
 
 TOKEN_URL = "/api/token/"
 
@@ -129,7 +129,9 @@ class Requirement:
         return f"requires({self.permission.value!r})"
 
 
-def requires(permission: Permission) -> Requirement:
+def requires(permission: Permission | str) -> Requirement:
     """`Depends(requires(Permission.USERS_READ))` in a route's decorator, or
-    `viewer: Annotated[Viewer, Depends(requires(...))]` in its signature."""
-    return Requirement(permission)
+    `viewer: Annotated[Viewer, Depends(requires(...))]` in its signature. A name
+    (`requires("users.read")`) is checked here, as the route is declared: an
+    unknown one stops the app at import, never a request."""
+    return Requirement(parse_permission(permission))

@@ -89,6 +89,25 @@ class EmailTaken(Conflict):
     detail = "A user with this email already exists"
 
 
+class RoleNotFound(NotFound):
+    detail = "Role not found"
+
+
+class RoleNameTaken(Conflict):
+    detail = "A role with this name already exists"
+
+
+class BuiltinRole(Conflict):
+    detail = "The built-in admin role cannot be changed or deleted"
+
+
+class LastRoleManager(Conflict):
+    """The change would leave no active account holding roles.manage: nobody could
+    grant a role again."""
+
+    detail = "The last active holder of roles.manage cannot lose it"
+
+
 class WrongPassword(DomainError):
     status_code = status.HTTP_400_BAD_REQUEST
     detail = "The current password is incorrect"

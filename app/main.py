@@ -23,7 +23,7 @@ from app.exceptions import (
     register_exception_handlers,
 )
 from app.middleware import LimitRequestBody, NoStore
-from app.routes import account_mail, health, items, pages, users, wellknown
+from app.routes import account_mail, health, items, pages, roles, users, wellknown
 from app.services.maintenance import periodic_sweeps
 from app.services.outbox import mail_sender
 
@@ -66,6 +66,7 @@ VALIDATION_ERROR_RESPONSE = {
 TAGS = [
     {"name": "auth", "description": "Register, log in, rotate and revoke tokens."},
     {"name": "users", "description": "Your account; managing all accounts (admin)."},
+    {"name": "roles", "description": "Permissions, and the roles that grant them."},
     {"name": "items", "description": "Your items: price, tax, tags, an image."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
@@ -133,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         token_router,
         cookie_router,
         users.router,
+        roles.permissions_router,
+        roles.router,
         items.router,
         health.router,
         wellknown.router,

@@ -30,6 +30,7 @@ from app.config import Settings
 from app.database.reads import ReadPool, driver_sql
 from app.exceptions import EmailNotVerified, InvalidCredentials, NotAuthenticated, NotFound
 from app.models import AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
+from app.policy import ROLE_PERMISSIONS, role_permissions_column
 from app.schema.auth import SessionOut, TokenPair
 from app.services import mail_limits, outbox
 from app.services import users as users_service
@@ -303,8 +304,9 @@ async def end_session(*, db: AsyncSession, user_id: int, session_id: uuid.UUID) 
     await db.commit()
 
 
-# The caller's row, if the user is active and the token's session live: the one
-# statement of every authenticated request, compiled once to the driver's SQL.
+# The caller's row, if the user is active and the token's session live, with the
+# permissions of the roles they hold (app/policy.py): the one statement of every
+# authenticated request, compiled once to the driver's SQL.
 _AUTHENTICATED_USER = (
     select_columns(
         col(User.id),
@@ -316,6 +318,7 @@ _AUTHENTICATED_USER = (
         col(User.session_epoch),
         col(User.is_verified),
         col(User.created_at),
+        role_permissions_column(),
     )
     .join(AuthSession, col(AuthSession.user_id) == col(User.id))
     .where(
@@ -341,4 +344,5 @@ async def user_from_access_token(
     )
     if row is None:
         raise NotAuthenticated()
+    row[ROLE_PERMISSIONS] = tuple(row[ROLE_PERMISSIONS])
     return AuthenticatedUser(**row, session_id=claims.session_id)

@@ -2,6 +2,8 @@
 
 from app.models.models import (
     MAX_CLIENT_ADDRESS_LENGTH,
+    MAX_PERMISSION_LENGTH,
+    MAX_ROLE_NAME_LENGTH,
     MAX_USER_AGENT_LENGTH,
     AuthenticatedUser,
     AuthSession,
@@ -10,12 +12,16 @@ from app.models.models import (
     MailOutbox,
     OneTimeToken,
     RefreshToken,
+    Role,
     User,
+    UserRole,
     utcnow,
 )
 
 __all__ = [
     "MAX_CLIENT_ADDRESS_LENGTH",
+    "MAX_PERMISSION_LENGTH",
+    "MAX_ROLE_NAME_LENGTH",
     "MAX_USER_AGENT_LENGTH",
     "AuthSession",
     "AuthenticatedUser",
@@ -24,6 +30,8 @@ __all__ = [
     "MailOutbox",
     "OneTimeToken",
     "RefreshToken",
+    "Role",
     "User",
+    "UserRole",
     "utcnow",
 ]

@@ -67,6 +67,46 @@ class AuthenticatedUser:
     created_at: datetime
     # The session the access token names (its `sid`).
     session_id: uuid.UUID
+    # Every permission the user's roles hold (the built-in admin role's aside:
+    # `is_superuser`), read in the same statement: names, unchecked, repeats kept.
+    role_permissions: tuple[str, ...] = ()
+
+
+# What a role's name and a permission's name may be: lower case, short.
+MAX_ROLE_NAME_LENGTH = 50
+MAX_PERMISSION_LENGTH = 64
+
+
+class Role(SQLModel, table=True):
+    """A named set of permissions (`resource.action`), granted to users through
+    `user_roles`. The built-in admin role is not a row: it holds every
+    permission, and who holds it is `users.is_superuser` (app/policy.py)."""
+
+    __tablename__ = "roles"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(MAX_ROLE_NAME_LENGTH), nullable=False, unique=True))
+    description: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
+    permissions: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(String(MAX_PERMISSION_LENGTH)), nullable=False, server_default="{}"),
+    )
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp(onupdate=func.now())
+
+
+class UserRole(SQLModel, table=True):
+    """A role granted to a user; it goes with either."""
+
+    __tablename__ = "user_roles"
+    __table_args__ = (Index("ix_user_roles_role_id", "role_id"),)
+
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    role_id: int = Field(
+        sa_column=Column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)
+    )
 
 
 class AuthSession(SQLModel, table=True):
