@@ -27,6 +27,12 @@ DECLARED: dict[tuple[str, str], Permission] = {
     ("DELETE", "/api/users/{user_id}"): P.USERS_WRITE,
     ("GET", "/api/users/{user_id}/sessions"): P.USERS_SESSIONS,
     ("DELETE", "/api/users/{user_id}/sessions"): P.USERS_SESSIONS,
+    ("PUT", "/api/users/{user_id}/roles"): P.ROLES_MANAGE,
+    ("GET", "/api/users/me/permissions"): P.PROFILE_READ,
+    ("GET", "/api/roles"): P.ROLES_MANAGE,
+    ("POST", "/api/roles"): P.ROLES_MANAGE,
+    ("PUT", "/api/roles/{name}"): P.ROLES_MANAGE,
+    ("DELETE", "/api/roles/{name}"): P.ROLES_MANAGE,
     ("POST", "/api/items/"): P.ITEMS_WRITE,
     ("GET", "/api/items/"): P.ITEMS_READ,
     ("GET", "/api/items/{item_id}"): P.ITEMS_READ,
@@ -95,13 +101,28 @@ def test_every_authenticated_route_declares_a_permission(built: FastAPI) -> None
 
 
 def test_every_users_id_operation_requires_a_users_permission(built: FastAPI) -> None:
+    """Another account is reached with a users.* permission; its roles, with
+    roles.manage."""
     for (method, path), permissions in declared(built).items():
-        if path.startswith("/api/users/{user_id}"):
+        if path == "/api/users/{user_id}/roles":
+            assert permissions == [P.ROLES_MANAGE], (method, path)
+        elif path.startswith("/api/users/{user_id}"):
             assert permissions, (method, path)
             assert all(p.value.startswith("users.") for p in permissions), (method, path)
             if path == "/api/users/{user_id}":
                 expected = P.USERS_READ if method == "GET" else P.USERS_WRITE
                 assert permissions == [expected], (method, path)
+
+
+def test_every_roles_operation_requires_roles_manage(built: FastAPI) -> None:
+    roles = {op: perms for op, perms in declared(built).items() if op[1].startswith("/api/roles")}
+    assert len(roles) == 4
+    assert all(perms == [P.ROLES_MANAGE] for perms in roles.values()), roles
+
+
+def test_the_permission_catalogue_is_public(built: FastAPI) -> None:
+    """The same list for everyone, and in the OpenAPI document already (the enum)."""
+    assert ("GET", "/api/permissions") not in authenticated(built)
 
 
 def test_only_granted_permissions_are_declared_by_own_routes(built: FastAPI) -> None:
