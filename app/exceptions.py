@@ -53,6 +53,13 @@ class PermissionDenied(DomainError):
     detail = "Not enough privileges"
 
 
+class ApiKeyRefused(PermissionDenied):
+    """A request sent with an API key that the key may not make: outside its
+    scopes (or its owner's permissions), or for a signed-in session only."""
+
+    detail = "Not allowed with this API key: outside its scopes, or only a signed-in session may"
+
+
 class CsrfRejected(DomainError):
     """A request authenticated by the access cookie that does not prove it comes
     from the app's own pages (app/auth/csrf.py); nothing was done."""

@@ -107,8 +107,14 @@ class Viewer:
     id: int
     is_active: bool
     permissions: frozenset[Permission]
-    # The session the caller's access token names.
-    session_id: uuid.UUID
+    # The session the caller's access token names; None for an API key.
+    session_id: uuid.UUID | None
+    # The API key the caller sent, if that is how they authenticated.
+    api_key_id: uuid.UUID | None = None
+
+    @property
+    def by_api_key(self) -> bool:
+        return self.api_key_id is not None
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
@@ -135,7 +141,12 @@ def held_permissions(*, admin: bool, from_roles: Iterable[str]) -> frozenset[Per
 
 
 def permissions_of(user: AuthenticatedUser) -> frozenset[Permission]:
-    return held_permissions(admin=user.is_superuser, from_roles=user.role_permissions)
+    """What the request may do: what the user holds now, narrowed to the scopes
+    of the API key it came with (a role withdrawn narrows every key at once)."""
+    held = held_permissions(admin=user.is_superuser, from_roles=user.role_permissions)
+    if user.key_scopes is None:
+        return held
+    return held & role_permissions(user.key_scopes)
 
 
 def may_grant(viewer: Viewer, permissions: Iterable[Permission]) -> bool:
@@ -156,6 +167,7 @@ def viewer_of(user: AuthenticatedUser) -> Viewer:
         is_active=user.is_active,
         permissions=permissions_of(user),
         session_id=user.session_id,
+        api_key_id=user.api_key_id,
     )
 
 

@@ -1,10 +1,12 @@
 """The tables, importable as `app.models` (they are defined in models/models.py)."""
 
 from app.models.models import (
+    MAX_API_KEY_NAME_LENGTH,
     MAX_CLIENT_ADDRESS_LENGTH,
     MAX_PERMISSION_LENGTH,
     MAX_ROLE_NAME_LENGTH,
     MAX_USER_AGENT_LENGTH,
+    ApiKey,
     AuthenticatedUser,
     AuthSession,
     Item,
@@ -19,10 +21,12 @@ from app.models.models import (
 )
 
 __all__ = [
+    "MAX_API_KEY_NAME_LENGTH",
     "MAX_CLIENT_ADDRESS_LENGTH",
     "MAX_PERMISSION_LENGTH",
     "MAX_ROLE_NAME_LENGTH",
     "MAX_USER_AGENT_LENGTH",
+    "ApiKey",
     "AuthSession",
     "AuthenticatedUser",
     "Item",

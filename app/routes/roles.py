@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
 
-from app.dependencies import DbSession, ReaderDep, get_current_user, requires
+from app.dependencies import DbSession, ReaderDep, get_current_user, requires, session_only
 from app.exceptions import (
     BuiltinRole,
     Conflict,
@@ -37,7 +37,9 @@ router = APIRouter(
 RoleNamePath = Annotated[
     str, Path(pattern=ROLE_NAME_PATTERN, description=f"The role's name: {ROLE_NAME_RULE}")
 ]
-ManageRoles = Annotated[Viewer, Depends(requires(Permission.ROLES_MANAGE))]
+ReadRoles = Annotated[Viewer, Depends(requires(Permission.ROLES_MANAGE))]
+# Changing roles is for a signed-in session only: never an API key.
+ManageRoles = Annotated[Viewer, Depends(session_only(Permission.ROLES_MANAGE))]
 CHANGE_ERRORS = {
     **error_responses(RoleNotFound),
     409: {
@@ -59,7 +61,7 @@ async def list_permissions() -> list[PermissionOut]:
 
 
 @router.get("", response_model=list[RoleOut], summary="List the roles")
-async def list_roles(_: ManageRoles, reader: ReaderDep) -> list[RoleOut]:
+async def list_roles(_: ReadRoles, reader: ReaderDep) -> list[RoleOut]:
     """The built-in `admin` role (every permission) first, then every other by name."""
     return await roles_service.list_roles(reader=reader)
 

@@ -1,5 +1,6 @@
 """`/api/users`: the caller's own account, and admin management of all accounts."""
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
@@ -12,8 +13,10 @@ from app.dependencies import (
     client_address,
     get_current_user,
     requires,
+    session_only,
 )
 from app.exceptions import (
+    ApiKeyRefused,
     Conflict,
     EmailTaken,
     NotAuthenticated,
@@ -25,6 +28,7 @@ from app.exceptions import (
 )
 from app.policy import Permission, Viewer
 from app.routes.responses import PydanticJSONResponse
+from app.schema.api_keys import ApiKeyOut
 from app.schema.auth import SessionOut
 from app.schema.common import MAX_ID, Page
 from app.schema.roles import MyPermissions, UserRolesUpdate
@@ -37,6 +41,7 @@ from app.schema.users import (
     UserUpdateAdmin,
     UserUpdateMe,
 )
+from app.services import api_keys as api_keys_service
 from app.services import roles as roles_service
 from app.services import users as users_service
 
@@ -44,7 +49,8 @@ router = APIRouter(
     prefix="/api/users",
     tags=["users"],
     dependencies=[Depends(get_current_user)],
-    responses=error_responses(NotAuthenticated),
+    # Admin routes document their own 403 (PermissionDenied).
+    responses=error_responses(NotAuthenticated, ApiKeyRefused),
 )
 ADMIN_ERRORS = error_responses(PermissionDenied, NotFound)
 # Bounded like the integer column: a larger id is a 422, not a database error.
@@ -66,7 +72,7 @@ async def read_me(user: CurrentUser) -> PydanticJSONResponse:
     response_model=UserOut,
     summary="Update my name, or ask to change my email",
     responses=error_responses(EmailTaken, WrongPassword, TooManyMailRequests),
-    dependencies=[Depends(requires(Permission.PROFILE_WRITE))],
+    dependencies=[Depends(session_only(Permission.PROFILE_WRITE))],
 )
 async def update_me(
     request: Request, data: UserUpdateMe, user: CurrentUser, db: DbSession, settings: SettingsDep
@@ -97,7 +103,7 @@ async def update_me(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change my password",
     responses=error_responses(WrongPassword),
-    dependencies=[Depends(requires(Permission.PROFILE_WRITE))],
+    dependencies=[Depends(session_only(Permission.PROFILE_WRITE))],
 )
 async def change_my_password(
     data: PasswordChange, user: CurrentUser, db: DbSession, settings: SettingsDep
@@ -120,7 +126,7 @@ async def change_my_password(
     responses=error_responses(Conflict),
 )
 async def delete_me(
-    viewer: Annotated[Viewer, Depends(requires(Permission.PROFILE_WRITE))], db: DbSession
+    viewer: Annotated[Viewer, Depends(session_only(Permission.PROFILE_WRITE))], db: DbSession
 ) -> None:
     """Deletes the account **and all its items**. The last active admin, or the
     last active holder of `roles.manage`, cannot go (`409`)."""
@@ -176,7 +182,7 @@ async def read_user(user_id: UserId, db: DbSession) -> UserOut:
 async def update_user(
     user_id: UserId,
     data: UserUpdateAdmin,
-    viewer: Annotated[Viewer, Depends(requires(Permission.USERS_WRITE))],
+    viewer: Annotated[Viewer, Depends(session_only(Permission.USERS_WRITE))],
     db: DbSession,
     settings: SettingsDep,
 ) -> UserOut:
@@ -205,7 +211,7 @@ async def update_user(
 async def set_user_roles(
     user_id: UserId,
     data: UserRolesUpdate,
-    viewer: Annotated[Viewer, Depends(requires(Permission.ROLES_MANAGE))],
+    viewer: Annotated[Viewer, Depends(session_only(Permission.ROLES_MANAGE))],
     db: DbSession,
 ) -> UserOut:
     """The user holds exactly the roles named (`admin` is the built-in role
@@ -241,7 +247,7 @@ async def list_user_sessions(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End all of a user's sessions (admin)",
     responses=ADMIN_ERRORS,
-    dependencies=[Depends(requires(Permission.USERS_SESSIONS))],
+    dependencies=[Depends(session_only(Permission.USERS_SESSIONS))],
 )
 async def end_user_sessions(user_id: UserId, db: DbSession) -> None:
     """Ends **every** session of the user at once, access tokens included, and any
@@ -258,9 +264,36 @@ async def end_user_sessions(user_id: UserId, db: DbSession) -> None:
 )
 async def delete_user(
     user_id: UserId,
-    viewer: Annotated[Viewer, Depends(requires(Permission.USERS_WRITE))],
+    viewer: Annotated[Viewer, Depends(session_only(Permission.USERS_WRITE))],
     db: DbSession,
 ) -> None:
     """An account holding a permission the caller lacks is refused (`403`); the
     last active superuser, or holder of `roles.manage`, cannot be deleted (`409`)."""
     await users_service.delete_user(db=db, viewer=viewer, user_id=user_id)
+
+
+ApiKeyId = Annotated[uuid.UUID, Path(description="An API key's `id`, from the user's list.")]
+
+
+@router.get(
+    "/{user_id}/api-keys",
+    response_model=list[ApiKeyOut],
+    summary="List a user's API keys (admin)",
+    responses=ADMIN_ERRORS,
+    dependencies=[Depends(requires(Permission.USERS_SESSIONS))],
+)
+async def list_user_api_keys(user_id: UserId, reader: ReaderDep) -> list[ApiKeyOut]:
+    """As `GET /api/auth/api-keys` shows them to the user: never the key."""
+    return await api_keys_service.list_user_keys(reader=reader, user_id=user_id)
+
+
+@router.delete(
+    "/{user_id}/api-keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a user's API key (admin)",
+    responses=ADMIN_ERRORS,
+    dependencies=[Depends(session_only(Permission.USERS_SESSIONS))],
+)
+async def revoke_user_api_key(user_id: UserId, key_id: ApiKeyId, db: DbSession) -> None:
+    """The key stops working at once; a key of another user is a `404`."""
+    await api_keys_service.revoke_key(db=db, user_id=user_id, key_id=key_id)
