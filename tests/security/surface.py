@@ -179,6 +179,7 @@ class World:
     admin: dict[str, Any]
     victim_item: dict[str, Any]
     victim_session: str
+    victim_key: str
 
     def path_id(self, parameter: str) -> int | str:
         ids: dict[str, int | str] = {
@@ -186,6 +187,7 @@ class World:
             "user_id": self.victim["user"]["id"],
             "session_id": self.victim_session,
             "name": VICTIM_ROLE,
+            "key_id": self.victim_key,
         }
         assert parameter in ids, (
             f"path parameter {parameter!r} is new: teach tests/security/surface.py "
@@ -193,10 +195,13 @@ class World:
         )
         return ids[parameter]
 
-    def url(self, operation: Operation) -> str:
+    def url(self, operation: Operation, **instead: str) -> str:
+        """The operation's path aimed at the victim's resources (or at `instead`'s
+        value for a parameter named there)."""
         path = operation.path
         for parameter in operation.path_parameters:
-            path = path.replace(f"{{{parameter}}}", str(self.path_id(parameter)))
+            value = instead.get(parameter, self.path_id(parameter))
+            path = path.replace(f"{{{parameter}}}", str(value))
         return path
 
     def caller(self, operation: Operation) -> dict[str, Any]:
@@ -206,7 +211,7 @@ class World:
 
 # The path parameters World knows how to aim: the IDOR suite asserts the API has
 # exactly these, so a new kind of resource fails until it is added here.
-KNOWN_PATH_PARAMETERS = {"item_id", "user_id", "session_id", "name"}
+KNOWN_PATH_PARAMETERS = {"item_id", "user_id", "session_id", "name", "key_id"}
 # The role the victim holds (a harmless one: what everyone holds), and the one the
 # role schemas' examples name.
 VICTIM_ROLE = "victims-role"
@@ -217,6 +222,7 @@ MISSING_PATH_IDS: dict[str, int | str] = {
     "user_id": 2_000_000_000,
     "session_id": "5e551075-0000-4000-8000-000000000000",
     "name": "no-such-role",
+    "key_id": "5e551075-0000-4000-8000-00000000ce75",
 }
 
 
@@ -234,6 +240,7 @@ async def populate(client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> W
         admin=admin,
         victim_item=await create_item(client, victim["access_token"], "Victim's item"),
         victim_session=await second_session(client, "victim@example.com", "Victim's phone"),
+        victim_key=await api_key(client, victim["access_token"], "Victim's key"),
     )
 
 
@@ -253,6 +260,16 @@ async def grant_roles(
         f"/api/users/{user_id}/roles", json={"roles": names}, headers=bearer(token)
     )
     assert granted.status_code == 200, granted.text
+
+
+async def api_key(client: httpx.AsyncClient, token: str, name: str) -> str:
+    """A new API key of the token's user; its id."""
+    response = await client.post(
+        "/api/auth/api-keys", json={"name": name, "scopes": ["items.read"]}, headers=bearer(token)
+    )
+    assert response.status_code == 201, response.text
+    key_id: str = response.json()["id"]
+    return key_id
 
 
 async def second_session(client: httpx.AsyncClient, email: str, user_agent: str) -> str:

@@ -58,6 +58,9 @@ def test_the_suite_attacks_every_method_on_every_path_with_an_id() -> None:
         "PUT /api/users/{user_id}/roles",
         "PUT /api/roles/{name}",
         "DELETE /api/roles/{name}",
+        "DELETE /api/auth/api-keys/{key_id}",
+        "GET /api/users/{user_id}/api-keys",
+        "DELETE /api/users/{user_id}/api-keys/{key_id}",
     }
 
 

@@ -155,6 +155,12 @@ OPERATIONS = [
     Operation(
         "PUT", "/api/users/{user_id}/roles", frozenset({200, 404}), _roles_of_user, admin=True
     ),
+    Operation(
+        "POST",
+        "/api/auth/api-keys",
+        frozenset({201}),
+        lambda _: {"name": "CI", "scopes": ["items.read"], "expires_at": "2999-01-01T00:00:00Z"},
+    ),
     Operation("GET", "/api/items/", frozenset({200})),
     Operation("GET", "/api/users/", frozenset({200}), admin=True),
 ]
