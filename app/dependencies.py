@@ -12,14 +12,14 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import cookies
+from app.auth import api_keys, cookies
 from app.auth import service as auth_service
 from app.auth.sessions import Client
 from app.config import Settings
 from app.database.reads import ReadPool
-from app.exceptions import NotAuthenticated
+from app.exceptions import ApiKeyRefused, NotAuthenticated
 from app.models import AuthenticatedUser
-from app.policy import Permission, Viewer, viewer_of
+from app.policy import Permission, Viewer, parse_permission, viewer_of
 
 TOKEN_URL = "/api/token/"
 
@@ -82,12 +82,16 @@ async def get_current_user(
     rather than through ReaderDep and SettingsDep, as each sub-dependency costs
     FastAPI a resolution per request.
 
-    A bearer token first; only when no `Authorization` header was sent at all, a
+    A bearer token first: an API key if it has a key's prefix
+    (app/auth/api_keys.py), else an access token; only when no `Authorization`
+    header was sent at all, a
     browser's access cookie, which must come with the session's CSRF token on
     unsafe methods (app/auth/cookies.py). A bearer needs none: another site
     cannot make a browser send one."""
     state = request.app.state
     if token:
+        if api_keys.looks_like_key(token):
+            return await auth_service.user_from_api_key(reader=state.reader, key=token)
         return await auth_service.user_from_access_token(
             reader=state.reader, settings=state.settings, token=token
         )
@@ -102,6 +106,7 @@ async def get_current_user(
     )
     proof = cookies.csrf_proof(request)
     if proof is not None:
+        assert user.session_id is not None  # an access token's
         cookies.check_csrf(state.settings, user.session_id, proof)
     return user
 
@@ -115,21 +120,36 @@ CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
 class Requirement:
     """A route's declared permission, as a dependency that yields the caller's
     Viewer or answers 403. It reads the same current-user lookup (FastAPI
-    resolves get_current_user once per request): no query of its own."""
+    resolves get_current_user once per request): no query of its own.
 
-    def __init__(self, permission: Permission) -> None:
+    `api_keys=False` marks what only a signed-in session may do: create keys,
+    change a password, an email or roles, end sessions. An API key is refused
+    there (403) whatever its scopes."""
+
+    def __init__(self, permission: Permission, *, api_keys: bool = True) -> None:
         self.permission = permission
+        self.api_keys = api_keys
 
     async def __call__(self, user: CurrentUser) -> Viewer:
         viewer = viewer_of(user)
+        if viewer.by_api_key and not (self.api_keys and viewer.can(self.permission)):
+            raise ApiKeyRefused()
         viewer.require(self.permission)
         return viewer
 
     def __repr__(self) -> str:
-        return f"requires({self.permission.value!r})"
+        keys = "" if self.api_keys else ", api_keys=False"
+        return f"requires({self.permission.value!r}{keys})"
 
 
-def requires(permission: Permission) -> Requirement:
+def requires(permission: Permission | str, *, api_keys: bool = True) -> Requirement:
     """`Depends(requires(Permission.USERS_READ))` in a route's decorator, or
-    `viewer: Annotated[Viewer, Depends(requires(...))]` in its signature."""
-    return Requirement(permission)
+    `viewer: Annotated[Viewer, Depends(requires(...))]` in its signature. A name
+    (`requires("users.read")`) is checked here, as the route is declared: an
+    unknown one stops the app at import, never a request."""
+    return Requirement(parse_permission(permission), api_keys=api_keys)
+
+
+def session_only(permission: Permission) -> Requirement:
+    """`requires(permission, api_keys=False)`: for a signed-in session only."""
+    return requires(permission, api_keys=False)

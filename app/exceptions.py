@@ -53,6 +53,13 @@ class PermissionDenied(DomainError):
     detail = "Not enough privileges"
 
 
+class ApiKeyRefused(PermissionDenied):
+    """A request sent with an API key that the key may not make: outside its
+    scopes (or its owner's permissions), or for a signed-in session only."""
+
+    detail = "Not allowed with this API key: outside its scopes, or only a signed-in session may"
+
+
 class CsrfRejected(DomainError):
     """A request authenticated by the access cookie that does not prove it comes
     from the app's own pages (app/auth/csrf.py); nothing was done."""
@@ -87,6 +94,25 @@ class Conflict(DomainError):
 
 class EmailTaken(Conflict):
     detail = "A user with this email already exists"
+
+
+class RoleNotFound(NotFound):
+    detail = "Role not found"
+
+
+class RoleNameTaken(Conflict):
+    detail = "A role with this name already exists"
+
+
+class BuiltinRole(Conflict):
+    detail = "The built-in admin role cannot be changed or deleted"
+
+
+class LastRoleManager(Conflict):
+    """The change would leave no active account holding roles.manage: nobody could
+    grant a role again."""
+
+    detail = "The last active holder of roles.manage cannot lose it"
 
 
 class WrongPassword(DomainError):

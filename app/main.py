@@ -24,7 +24,7 @@ from app.exceptions import (
 )
 from app.mail.outbox import mail_sender
 from app.middleware import LimitRequestBody, NoStore
-from app.routes import account_mail, health, items, users, wellknown
+from app.routes import account_mail, health, items, roles, users, wellknown
 from app.services.account_mail import compose as compose_account_mail
 from app.services.maintenance import periodic_sweeps
 
@@ -67,6 +67,7 @@ VALIDATION_ERROR_RESPONSE = {
 TAGS = [
     {"name": "auth", "description": "Register, log in, rotate and revoke tokens."},
     {"name": "users", "description": "Your account; managing all accounts (admin)."},
+    {"name": "roles", "description": "Permissions, and the roles that grant them."},
     {"name": "items", "description": "Your items: price, tax, tags, an image."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
@@ -136,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         token_router,
         cookie_router,
         users.router,
+        roles.permissions_router,
+        roles.router,
         items.router,
         health.router,
         wellknown.router,

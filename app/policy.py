@@ -7,22 +7,34 @@ receives the viewer and asks it, never a user's flags. Which items a viewer
 reaches is decided here too (`item_scope`), as a where-clause that the ORM's
 statements and the read pool's compiled SQL both use.
 
-Today's rules: every signed-in user holds the permissions on their own things
-(`OWN_PERMISSIONS`); the built-in admin role, stored as `users.is_superuser`,
-holds every permission. A role is a set of permissions: a new one joins
-`permissions_of`, a new permission joins `Permission` (with its description).
+The rules: every signed-in user holds the permissions on their own things
+(`OWN_PERMISSIONS`); roles add the rest. A role is a named set of permissions
+stored in `roles` and granted through `user_roles`, read with the caller in the
+one statement that authenticates them (`AuthenticatedUser.role_permissions`), so
+a change reaches every live session at its next request. The built-in `admin`
+role holds every permission, whatever joins `Permission` later: it is no row,
+and who holds it is stored as `users.is_superuser` (the contract's flag means
+exactly "holds admin"). A new permission joins `Permission` (with its
+description); a route names it with `requires(...)`, checked at import.
+
+Nobody passes on what they do not hold (`may_grant`): a role is granted,
+withdrawn, created, changed or deleted only by a viewer holding every permission
+it holds.
 """
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam
+from sqlalchemy import ColumnElement, Select, String, and_, bindparam, func, or_, true
+from sqlalchemy import select as select_columns
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col
 
 from app.exceptions import PermissionDenied
-from app.models import AuthenticatedUser, Item, User
+from app.models import AuthenticatedUser, Item, Role, User, UserRole
 
 
 class Permission(StrEnum):
@@ -61,6 +73,17 @@ DESCRIPTIONS: Final[dict[Permission, str]] = {
     Permission.AUDIT_READ: "Read the audit log",
 }
 
+
+def parse_permission(name: str | Permission) -> Permission:
+    """The permission a name names; ValueError (at import, for a route's
+    `requires`) for any other name."""
+    try:
+        return Permission(name)
+    except ValueError:
+        known = ", ".join(p.value for p in Permission)
+        raise ValueError(f"unknown permission {name!r}: one of {known}") from None
+
+
 OWN_PERMISSIONS: Final = frozenset(
     {
         Permission.PROFILE_READ,
@@ -70,7 +93,10 @@ OWN_PERMISSIONS: Final = frozenset(
     }
 )
 # The built-in admin role.
+ADMIN_ROLE: Final = "admin"
+ADMIN_ROLE_DESCRIPTION: Final = "Built in: every permission, including any added later"
 ADMIN_PERMISSIONS: Final = frozenset(Permission)
+_BY_NAME: Final = {p.value: p for p in Permission}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +107,14 @@ class Viewer:
     id: int
     is_active: bool
     permissions: frozenset[Permission]
-    # The session the caller's access token names.
-    session_id: uuid.UUID
+    # The session the caller's access token names; None for an API key.
+    session_id: uuid.UUID | None
+    # The API key the caller sent, if that is how they authenticated.
+    api_key_id: uuid.UUID | None = None
+
+    @property
+    def by_api_key(self) -> bool:
+        return self.api_key_id is not None
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
@@ -93,9 +125,40 @@ class Viewer:
             raise PermissionDenied()
 
 
+def role_permissions(names: Iterable[str]) -> frozenset[Permission]:
+    """Stored permission names as permissions; a name this code no longer knows
+    (a permission removed since) grants nothing."""
+    return frozenset(_BY_NAME[name] for name in names if name in _BY_NAME)
+
+
+def held_permissions(*, admin: bool, from_roles: Iterable[str]) -> frozenset[Permission]:
+    """The permissions of a user who holds the admin role or not, and other roles
+    holding `from_roles`: their own things', and every role's."""
+    if admin:
+        return ADMIN_PERMISSIONS
+    granted = role_permissions(from_roles)
+    return OWN_PERMISSIONS | granted if granted else OWN_PERMISSIONS
+
+
 def permissions_of(user: AuthenticatedUser) -> frozenset[Permission]:
-    """The permissions a user holds: their own things', and every role's."""
-    return ADMIN_PERMISSIONS if user.is_superuser else OWN_PERMISSIONS
+    """What the request may do: what the user holds now, narrowed to the scopes
+    of the API key it came with (a role withdrawn narrows every key at once)."""
+    held = held_permissions(admin=user.is_superuser, from_roles=user.role_permissions)
+    if user.key_scopes is None:
+        return held
+    return held & role_permissions(user.key_scopes)
+
+
+def may_grant(viewer: Viewer, permissions: Iterable[Permission]) -> bool:
+    """Whether the viewer may pass on (grant, withdraw, define) a role holding
+    these permissions: only if they hold every one."""
+    return viewer.permissions.issuperset(permissions)
+
+
+def lacking(viewer: Viewer, permissions: Iterable[Permission]) -> list[Permission]:
+    """The permissions the viewer does not hold, in `Permission`'s order."""
+    wanted = set(permissions)
+    return [p for p in Permission if p in wanted and p not in viewer.permissions]
 
 
 def viewer_of(user: AuthenticatedUser) -> Viewer:
@@ -104,6 +167,7 @@ def viewer_of(user: AuthenticatedUser) -> Viewer:
         is_active=user.is_active,
         permissions=permissions_of(user),
         session_id=user.session_id,
+        api_key_id=user.api_key_id,
     )
 
 
@@ -145,10 +209,49 @@ def item_scope(viewer: Viewer, *, write: bool = False) -> ItemScope:
     return ItemScope.ALL if viewer.can(everyone) else ItemScope.OWN
 
 
+# --- Where roles are stored ---------------------------------------------------------
+
+# The permissions of every role a user holds, as one array: a correlated subquery
+# of the statement that reads the user (app/auth/service.py), one index scan of
+# user_roles' primary key (none for a user without roles).
+ROLE_PERMISSIONS: Final = "role_permissions"
+
+
+def role_permissions_column() -> ColumnElement[Any]:
+    permission = func.unnest(col(Role.permissions)).label("permission")
+    return func.array(
+        select_columns(permission)
+        .select_from(UserRole)
+        .join(Role, col(Role.id) == col(UserRole.role_id))
+        .where(col(UserRole.user_id) == col(User.id))
+        .correlate(User)
+        .scalar_subquery(),
+        type_=ARRAY(String()),
+    ).label(ROLE_PERMISSIONS)
+
+
+def holders_of(permission: Permission) -> ColumnElement[bool]:
+    """A where-clause on `users`: the accounts holding the permission (active or
+    not), through the admin role or any other."""
+    if permission in OWN_PERMISSIONS:
+        return true()
+    granted_by_a_role = (
+        select_columns(col(UserRole.user_id))
+        .join(Role, col(Role.id) == col(UserRole.role_id))
+        .where(col(Role.permissions).any_() == permission.value)
+    )
+    return or_(col(User.is_superuser), col(User.id).in_(granted_by_a_role))
+
+
 # --- Where the built-in admin role is stored ----------------------------------------
 
-# The accounts that hold the admin role and can use it.
+# The accounts that hold the admin role, and those of them that can use it.
+ADMIN_HOLDERS: Final[ColumnElement[bool]] = col(User.is_superuser).is_(True)
 ACTIVE_ADMINS: Final[ColumnElement[bool]] = and_(col(User.is_superuser), col(User.is_active))
+
+
+def holds_admin_role(user: User | AuthenticatedUser) -> bool:
+    return user.is_superuser
 
 
 def admin_role_columns(*, granted: bool) -> dict[str, bool]:

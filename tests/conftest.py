@@ -25,7 +25,10 @@ from tests.mail.smtp_server import SmtpServer
 SPECIAL_PASSWORD = "`b{5:P3kUv5LdJF."
 TEST_SECRET_KEY = "test-secret-key-long-enough-for-hs256-hs384-and-hs512-forgeries-0123"
 PASSWORD = "correct horse battery"
-TABLES = "users, auth_sessions, refresh_tokens, login_failures, items, one_time_tokens, mail_outbox"
+TABLES = (
+    "users, auth_sessions, refresh_tokens, login_failures, items, one_time_tokens, mail_outbox,"
+    " roles, user_roles, api_keys"
+)
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "auth kit and database",
         (
             "app.auth.tokens",
+            "app.auth.api_keys",
             "app.auth.passwords",
             "app.auth.sessions",
             "app.auth.throttle",

@@ -1,5 +1,6 @@
 """app/policy.py: the permissions, the viewer, the item scope."""
 
+import dataclasses
 import re
 import uuid
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from app.policy import (
     ItemScope,
     Permission,
     item_scope,
+    parse_permission,
     viewer_of,
 )
 
@@ -79,3 +81,24 @@ async def test_a_requirement_yields_the_viewer_or_refuses(permission: Permission
     else:
         with pytest.raises(PermissionDenied):
             await requirement(someone)
+
+
+def test_roles_add_their_permissions_to_the_own_things() -> None:
+    holder = dataclasses.replace(
+        user(superuser=False), role_permissions=("users.read", "audit.read", "users.read")
+    )
+    assert viewer_of(holder).permissions == OWN_PERMISSIONS | {
+        Permission.USERS_READ,
+        Permission.AUDIT_READ,
+    }
+    # A name the code no longer knows grants nothing.
+    gone = dataclasses.replace(holder, role_permissions=("users.obliterate",))
+    assert viewer_of(gone).permissions == OWN_PERMISSIONS
+    admin = dataclasses.replace(user(superuser=True), role_permissions=("users.read",))
+    assert viewer_of(admin).permissions == ADMIN_PERMISSIONS
+
+
+def test_a_permission_name_is_parsed_or_refused() -> None:
+    assert parse_permission("roles.manage") is Permission.ROLES_MANAGE
+    with pytest.raises(ValueError, match=r"one of profile\.read"):
+        parse_permission("roles.own")

@@ -14,8 +14,17 @@ from app.auth import service as auth_service
 from app.auth.bearer import BearerTransport
 from app.auth.proofs import PasswordProof
 from app.auth.transports import device_cookie, no_store
-from app.dependencies import CurrentUser, DbSession, ReaderDep, SettingsDep, client_of
+from app.dependencies import (
+    CurrentUser,
+    DbSession,
+    ReaderDep,
+    SettingsDep,
+    client_of,
+    requires,
+    session_only,
+)
 from app.exceptions import (
+    ApiKeyRefused,
     EmailNotVerified,
     EmailTaken,
     InvalidCredentials,
@@ -24,6 +33,8 @@ from app.exceptions import (
     TooManyAttempts,
     error_responses,
 )
+from app.policy import Permission, Viewer
+from app.schema.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, NewApiKey
 from app.schema.auth import (
     PasswordForm,
     PasswordLogin,
@@ -35,6 +46,7 @@ from app.schema.auth import (
     VerifyRequest,
 )
 from app.schema.users import UserOut, UserRegister
+from app.services import api_keys as api_keys_service
 
 auth_router = APIRouter(prefix="/api/auth", tags=["auth"], dependencies=[Depends(no_store)])
 token_router = APIRouter(prefix="/api/token", tags=["auth"], dependencies=[Depends(no_store)])
@@ -197,7 +209,8 @@ async def logout(data: RefreshRequest, db: DbSession, settings: SettingsDep) -> 
     "/logout-all",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Log out everywhere",
-    responses=error_responses(NotAuthenticated),
+    responses=error_responses(NotAuthenticated, ApiKeyRefused),
+    dependencies=[Depends(session_only(Permission.PROFILE_WRITE))],
 )
 async def logout_all(user: CurrentUser, db: DbSession) -> None:
     """Revokes **every** session of the caller; their access tokens stop working now."""
@@ -208,7 +221,8 @@ async def logout_all(user: CurrentUser, db: DbSession) -> None:
     "/sessions",
     response_model=list[SessionOut],
     summary="List my sessions",
-    responses=error_responses(NotAuthenticated),
+    responses=error_responses(NotAuthenticated, ApiKeyRefused),
+    dependencies=[Depends(requires(Permission.PROFILE_READ))],
 )
 async def list_sessions(user: CurrentUser, reader: ReaderDep) -> list[SessionOut]:
     """The caller's **live** sessions (not ended, not expired), newest first: where
@@ -224,10 +238,75 @@ SessionId = Annotated[uuid.UUID, Path(description="A session's `id`, from the li
     "/sessions/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End one of my sessions",
-    responses=error_responses(NotAuthenticated, NotFound),
+    responses=error_responses(NotAuthenticated, ApiKeyRefused, NotFound),
+    dependencies=[Depends(session_only(Permission.PROFILE_WRITE))],
 )
 async def end_session(session_id: SessionId, user: CurrentUser, db: DbSession) -> None:
     """Ends the session **at once**: its refresh token and its access tokens stop
     working. The current session may be ended too (a logout). An id that is not
     one of the caller's live sessions is a `404`."""
     await auth_service.end_session(db=db, user_id=user.id, session_id=session_id)
+
+
+# --- API keys -------------------------------------------------------------------------
+
+ApiKeyId = Annotated[uuid.UUID, Path(description="An API key's `id`, from the list.")]
+
+
+@auth_router.post(
+    "/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    summary="Create an API key",
+    responses={
+        **error_responses(NotAuthenticated, ApiKeyRefused),
+        403: {
+            **error_responses(ApiKeyRefused)[403],
+            "description": "Sent with an API key, or a scope the caller does not hold",
+        },
+    },
+)
+async def create_api_key(
+    data: ApiKeyCreate,
+    viewer: Annotated[Viewer, Depends(session_only(Permission.PROFILE_WRITE))],
+    db: DbSession,
+) -> ApiKeyCreated:
+    """A personal access token, sent as `Authorization: Bearer <key>`. The
+    answer shows the **key once**: only its hash is kept. Its `scopes` must be
+    permissions the caller holds (`403`); at each request the key may do what
+    its scopes **and** its owner's permissions at that moment allow. A key never
+    creates keys, changes a password, an email or roles, nor ends sessions
+    (`403`). Only a signed-in session may create one."""
+    return await api_keys_service.create_key(
+        db=db, viewer=viewer, request=NewApiKey.from_request(data)
+    )
+
+
+@auth_router.get(
+    "/api-keys",
+    response_model=list[ApiKeyOut],
+    summary="List my API keys",
+    responses=error_responses(NotAuthenticated, ApiKeyRefused),
+)
+async def list_api_keys(
+    viewer: Annotated[Viewer, Depends(session_only(Permission.PROFILE_READ))], reader: ReaderDep
+) -> list[ApiKeyOut]:
+    """The caller's keys, newest first, never the key itself: its `prefix` tells
+    them apart, `last_used_at` (to the minute) when it was last used."""
+    return await api_keys_service.list_keys(reader=reader, user_id=viewer.id)
+
+
+@auth_router.delete(
+    "/api-keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke one of my API keys",
+    responses=error_responses(NotAuthenticated, ApiKeyRefused, NotFound),
+)
+async def revoke_api_key(
+    key_id: ApiKeyId,
+    viewer: Annotated[Viewer, Depends(session_only(Permission.PROFILE_WRITE))],
+    db: DbSession,
+) -> None:
+    """The key stops working **at once**. Another user's key id is a `404`, like
+    a missing one."""
+    await api_keys_service.revoke_key(db=db, user_id=viewer.id, key_id=key_id)

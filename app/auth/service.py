@@ -10,13 +10,14 @@ Access tokens name their session (`sid`), so revoking it ends them at once.
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import and_, bindparam, update
+from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy import select as select_columns  # any number of columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import sessions, throttle, tokens
+from app.auth import api_keys, sessions, throttle, tokens
 from app.auth.proofs import Proof, Proven, StepT_co
 from app.auth.sessions import (
     Client,
@@ -30,7 +31,8 @@ from app.config import Settings
 from app.database.reads import ReadPool, driver_sql
 from app.exceptions import EmailNotVerified, InvalidCredentials, NotAuthenticated, NotFound
 from app.mail import outbox
-from app.models import AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
+from app.models import ApiKey, AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
+from app.policy import ROLE_PERMISSIONS, role_permissions_column
 from app.schema.auth import SessionOut, TokenPair
 from app.services import account_mail
 from app.services import users as users_service
@@ -303,20 +305,22 @@ async def end_session(*, db: AsyncSession, user_id: int, session_id: uuid.UUID) 
     await db.commit()
 
 
-# The caller's row, if the user is active and the token's session live: the one
-# statement of every authenticated request, compiled once to the driver's SQL.
+# The caller's row, if the user is active and the token's session live, with the
+# permissions of the roles they hold (app/policy.py): the one statement of every
+# authenticated request, compiled once to the driver's SQL.
+_USER_COLUMNS = (
+    col(User.id),
+    col(User.email),
+    col(User.full_name),
+    col(User.hashed_password),
+    col(User.is_active),
+    col(User.is_superuser),
+    col(User.session_epoch),
+    col(User.is_verified),
+    col(User.created_at),
+)
 _AUTHENTICATED_USER = (
-    select_columns(
-        col(User.id),
-        col(User.email),
-        col(User.full_name),
-        col(User.hashed_password),
-        col(User.is_active),
-        col(User.is_superuser),
-        col(User.session_epoch),
-        col(User.is_verified),
-        col(User.created_at),
-    )
+    select_columns(*_USER_COLUMNS, role_permissions_column())
     .join(AuthSession, col(AuthSession.user_id) == col(User.id))
     .where(
         col(User.id) == bindparam("user_id"),
@@ -330,6 +334,67 @@ _AUTHENTICATED_USER = (
 _AUTHENTICATED_USER_SQL = driver_sql(_AUTHENTICATED_USER)
 
 
+# The owner of an API key, by the key's hash, if the owner is active and the key
+# unexpired, with their roles' permissions and the key's scopes: the one
+# statement of a request sent with a key. The same statement marks the key used,
+# at most once a minute (a WITH clause's UPDATE runs whether or not the SELECT
+# reads it): most requests write nothing.
+_KEY_TOUCH = (
+    update(ApiKey)
+    .where(
+        col(ApiKey.key_hash) == bindparam("key_hash"),
+        or_(
+            col(ApiKey.last_used_at).is_(None),
+            col(ApiKey.last_used_at) < bindparam("stale_before"),
+        ),
+    )
+    .values(last_used_at=bindparam("now"))
+    .returning(col(ApiKey.id))
+    .cte("touched")
+)
+_KEY_OWNER = (
+    select_columns(
+        *_USER_COLUMNS,
+        role_permissions_column(),
+        col(ApiKey.id).label("api_key_id"),
+        col(ApiKey.scopes).label("key_scopes"),
+    )
+    .select_from(ApiKey)
+    .join(User, col(User.id) == col(ApiKey.user_id))
+    .where(
+        col(ApiKey.key_hash) == bindparam("key_hash"),
+        col(User.is_active).is_(True),
+        or_(col(ApiKey.expires_at).is_(None), col(ApiKey.expires_at) > bindparam("now")),
+    )
+    .add_cte(_KEY_TOUCH)
+)
+_KEY_OWNER_SQL = driver_sql(_KEY_OWNER)
+# How often a key's last_used_at is written, at most.
+KEY_USE_RESOLUTION = timedelta(minutes=1)
+
+
+async def user_from_api_key(*, reader: ReadPool, key: str) -> AuthenticatedUser:
+    """The active owner of an unexpired API key, acting within its scopes. A key
+    that is malformed or fails its checksum is refused without a query; a
+    revoked (deleted) one is unknown."""
+    if not api_keys.is_well_formed(key):
+        raise NotAuthenticated()
+    now = utcnow()
+    row = await reader.fetch_one(
+        _KEY_OWNER_SQL,
+        {
+            "key_hash": api_keys.hash_key(key),
+            "now": now,
+            "stale_before": now - KEY_USE_RESOLUTION,
+        },
+    )
+    if row is None:
+        raise NotAuthenticated()
+    row[ROLE_PERMISSIONS] = tuple(row[ROLE_PERMISSIONS])
+    row["key_scopes"] = tuple(row["key_scopes"])
+    return AuthenticatedUser(**row, session_id=None)
+
+
 async def user_from_access_token(
     *, reader: ReadPool, settings: Settings, token: str
 ) -> AuthenticatedUser:
@@ -341,4 +406,5 @@ async def user_from_access_token(
     )
     if row is None:
         raise NotAuthenticated()
+    row[ROLE_PERMISSIONS] = tuple(row[ROLE_PERMISSIONS])
     return AuthenticatedUser(**row, session_id=claims.session_id)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Self
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, false, func, update
 from sqlalchemy import select as select_columns  # any number of columns
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
@@ -157,7 +157,10 @@ _LIVE_SESSIONS_SQL = driver_sql(
         col(AuthSession.client_address),
         col(AuthSession.last_user_agent),
         col(AuthSession.last_client_address),
-        (col(AuthSession.id) == bindparam("current_session_id")).label("current"),
+        # Null for a caller without a session (an API key): current nowhere.
+        func.coalesce(col(AuthSession.id) == bindparam("current_session_id"), false()).label(
+            "current"
+        ),
     )
     .where(
         col(AuthSession.user_id) == bindparam("user_id"),
@@ -169,7 +172,7 @@ _LIVE_SESSIONS_SQL = driver_sql(
 
 
 async def live_sessions(
-    *, reader: ReadPool, user_id: int, current_session_id: uuid.UUID
+    *, reader: ReadPool, user_id: int, current_session_id: uuid.UUID | None
 ) -> list[SessionOut]:
     rows = await reader.fetch_all(
         _LIVE_SESSIONS_SQL,

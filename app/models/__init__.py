@@ -1,8 +1,12 @@
 """The tables, importable as `app.models` (they are defined in models/models.py)."""
 
 from app.models.models import (
+    MAX_API_KEY_NAME_LENGTH,
     MAX_CLIENT_ADDRESS_LENGTH,
+    MAX_PERMISSION_LENGTH,
+    MAX_ROLE_NAME_LENGTH,
     MAX_USER_AGENT_LENGTH,
+    ApiKey,
     AuthenticatedUser,
     AuthSession,
     Item,
@@ -10,13 +14,19 @@ from app.models.models import (
     MailOutbox,
     OneTimeToken,
     RefreshToken,
+    Role,
     User,
+    UserRole,
     utcnow,
 )
 
 __all__ = [
+    "MAX_API_KEY_NAME_LENGTH",
     "MAX_CLIENT_ADDRESS_LENGTH",
+    "MAX_PERMISSION_LENGTH",
+    "MAX_ROLE_NAME_LENGTH",
     "MAX_USER_AGENT_LENGTH",
+    "ApiKey",
     "AuthSession",
     "AuthenticatedUser",
     "Item",
@@ -24,6 +34,8 @@ __all__ = [
     "MailOutbox",
     "OneTimeToken",
     "RefreshToken",
+    "Role",
     "User",
+    "UserRole",
     "utcnow",
 ]

@@ -65,8 +65,82 @@ class AuthenticatedUser:
     session_epoch: int
     is_verified: bool
     created_at: datetime
-    # The session the access token names (its `sid`).
-    session_id: uuid.UUID
+    # The session the access token names (its `sid`); None for an API key.
+    session_id: uuid.UUID | None
+    # Every permission the user's roles hold (the built-in admin role's aside:
+    # `is_superuser`), read in the same statement: names, unchecked, repeats kept.
+    role_permissions: tuple[str, ...] = ()
+    # The API key that authenticated the request, and its scopes; None for a session.
+    api_key_id: uuid.UUID | None = None
+    key_scopes: tuple[str, ...] | None = None
+
+
+# What a role's name and a permission's name may be: lower case, short.
+MAX_ROLE_NAME_LENGTH = 50
+MAX_PERMISSION_LENGTH = 64
+
+
+class Role(SQLModel, table=True):
+    """A named set of permissions (`resource.action`), granted to users through
+    `user_roles`. The built-in admin role is not a row: it holds every
+    permission, and who holds it is `users.is_superuser` (app/policy.py)."""
+
+    __tablename__ = "roles"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(MAX_ROLE_NAME_LENGTH), nullable=False, unique=True))
+    description: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
+    permissions: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(String(MAX_PERMISSION_LENGTH)), nullable=False, server_default="{}"),
+    )
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp(onupdate=func.now())
+
+
+class UserRole(SQLModel, table=True):
+    """A role granted to a user; it goes with either."""
+
+    __tablename__ = "user_roles"
+    __table_args__ = (Index("ix_user_roles_role_id", "role_id"),)
+
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    role_id: int = Field(
+        sa_column=Column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)
+    )
+
+
+MAX_API_KEY_NAME_LENGTH = 100
+
+
+class ApiKey(SQLModel, table=True):
+    """A personal access token: acts for its user within its scopes (app/auth/api_keys.py).
+    Stored as the SHA-256 of the key only; revoking one deletes its row."""
+
+    __tablename__ = "api_keys"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    name: str = Field(max_length=MAX_API_KEY_NAME_LENGTH)
+    # The key's first characters, to tell keys apart in a list.
+    prefix: str = Field(max_length=16)
+    key_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    scopes: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(String(MAX_PERMISSION_LENGTH)), nullable=False, server_default="{}"),
+    )
+    created_at: datetime = _timestamp()
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    # Written at most once a minute per key (app/auth/service.py).
+    last_used_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 class AuthSession(SQLModel, table=True):

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, status
 
 from app.dependencies import DbSession, ReaderDep, get_current_user, requires
-from app.exceptions import NotAuthenticated, NotFound, error_responses
+from app.exceptions import ApiKeyRefused, NotAuthenticated, NotFound, error_responses
 from app.policy import Permission, Viewer
 from app.routes.responses import PydanticJSONResponse
 from app.schema.common import MAX_ID, Page
@@ -16,7 +16,7 @@ router = APIRouter(
     prefix="/api/items",
     tags=["items"],
     dependencies=[Depends(get_current_user)],
-    responses=error_responses(NotAuthenticated),
+    responses=error_responses(NotAuthenticated, ApiKeyRefused),
 )
 MISSING = error_responses(NotFound)
 # Bounded like the integer column: a larger id is a 422, not a database error.

@@ -1,5 +1,6 @@
 """`/api/users`: the caller's own account, and admin management of all accounts."""
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
@@ -12,8 +13,10 @@ from app.dependencies import (
     client_address,
     get_current_user,
     requires,
+    session_only,
 )
 from app.exceptions import (
+    ApiKeyRefused,
     Conflict,
     EmailTaken,
     NotAuthenticated,
@@ -25,8 +28,10 @@ from app.exceptions import (
 )
 from app.policy import Permission, Viewer
 from app.routes.responses import PydanticJSONResponse
+from app.schema.api_keys import ApiKeyOut
 from app.schema.auth import SessionOut
 from app.schema.common import MAX_ID, Page
+from app.schema.roles import MyPermissions, UserRolesUpdate
 from app.schema.users import (
     AdminUserUpdate,
     OwnProfileUpdate,
@@ -36,13 +41,16 @@ from app.schema.users import (
     UserUpdateAdmin,
     UserUpdateMe,
 )
+from app.services import api_keys as api_keys_service
+from app.services import roles as roles_service
 from app.services import users as users_service
 
 router = APIRouter(
     prefix="/api/users",
     tags=["users"],
     dependencies=[Depends(get_current_user)],
-    responses=error_responses(NotAuthenticated),
+    # Admin routes document their own 403 (PermissionDenied).
+    responses=error_responses(NotAuthenticated, ApiKeyRefused),
 )
 ADMIN_ERRORS = error_responses(PermissionDenied, NotFound)
 # Bounded like the integer column: a larger id is a 422, not a database error.
@@ -64,7 +72,7 @@ async def read_me(user: CurrentUser) -> PydanticJSONResponse:
     response_model=UserOut,
     summary="Update my name, or ask to change my email",
     responses=error_responses(EmailTaken, WrongPassword, TooManyMailRequests),
-    dependencies=[Depends(requires(Permission.PROFILE_WRITE))],
+    dependencies=[Depends(session_only(Permission.PROFILE_WRITE))],
 )
 async def update_me(
     request: Request, data: UserUpdateMe, user: CurrentUser, db: DbSession, settings: SettingsDep
@@ -95,7 +103,7 @@ async def update_me(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change my password",
     responses=error_responses(WrongPassword),
-    dependencies=[Depends(requires(Permission.PROFILE_WRITE))],
+    dependencies=[Depends(session_only(Permission.PROFILE_WRITE))],
 )
 async def change_my_password(
     data: PasswordChange, user: CurrentUser, db: DbSession, settings: SettingsDep
@@ -116,11 +124,29 @@ async def change_my_password(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete my account",
     responses=error_responses(Conflict),
-    dependencies=[Depends(requires(Permission.PROFILE_WRITE))],
 )
-async def delete_me(user: CurrentUser, db: DbSession) -> None:
-    """Deletes the account **and all its items**."""
-    await users_service.delete_user(db=db, user_id=user.id)
+async def delete_me(
+    viewer: Annotated[Viewer, Depends(session_only(Permission.PROFILE_WRITE))], db: DbSession
+) -> None:
+    """Deletes the account **and all its items**. The last active admin, or the
+    last active holder of `roles.manage`, cannot go (`409`)."""
+    await users_service.delete_user(db=db, viewer=viewer, user_id=viewer.id)
+
+
+@router.get(
+    "/me/permissions",
+    response_model=MyPermissions,
+    summary="My roles and permissions",
+)
+async def read_my_permissions(
+    user: CurrentUser,
+    viewer: Annotated[Viewer, Depends(requires(Permission.PROFILE_READ))],
+    reader: ReaderDep,
+) -> MyPermissions:
+    """The roles the caller holds and every permission they hold now: those on
+    their own things, which every user holds, and every role's. A change to a
+    role shows here, and takes effect, at the caller's next request."""
+    return await roles_service.my_permissions(reader=reader, user=user, viewer=viewer)
 
 
 @router.get(
@@ -152,20 +178,52 @@ async def read_user(user_id: UserId, db: DbSession) -> UserOut:
     response_model=UserOut,
     summary="Update a user (admin)",
     responses={**ADMIN_ERRORS, **error_responses(Conflict)},
-    dependencies=[Depends(requires(Permission.USERS_WRITE))],
 )
 async def update_user(
-    user_id: UserId, data: UserUpdateAdmin, db: DbSession, settings: SettingsDep
+    user_id: UserId,
+    data: UserUpdateAdmin,
+    viewer: Annotated[Viewer, Depends(session_only(Permission.USERS_WRITE))],
+    db: DbSession,
+    settings: SettingsDep,
 ) -> UserOut:
-    """An admin may also set `is_active` and `is_superuser`. Deactivating a user
-    ends their sessions at once. The last active superuser cannot be demoted."""
+    """An admin may also set `is_active` and `is_superuser` (which grants or
+    withdraws the built-in `admin` role: only a caller holding every permission
+    may). Deactivating a user ends their sessions at once. An account holding a
+    permission the caller lacks is refused (`403`). The last active superuser,
+    or the last active holder of `roles.manage`, cannot be demoted or
+    deactivated (`409`)."""
     updated = await users_service.update_user(
         db=db,
         settings=settings,
+        viewer=viewer,
         user_id=user_id,
         command=AdminUserUpdate.from_request(data),
     )
     return UserOut.model_validate(updated)
+
+
+@router.put(
+    "/{user_id}/roles",
+    response_model=UserOut,
+    summary="Set a user's roles",
+    responses={**ADMIN_ERRORS, **error_responses(Conflict)},
+)
+async def set_user_roles(
+    user_id: UserId,
+    data: UserRolesUpdate,
+    viewer: Annotated[Viewer, Depends(session_only(Permission.ROLES_MANAGE))],
+    db: DbSession,
+) -> UserOut:
+    """The user holds exactly the roles named (`admin` is the built-in role
+    `is_superuser` shows), from their next request on: every live session of
+    theirs gains or loses the permissions at once. Each role granted or
+    withdrawn must hold only permissions the caller holds (`403` otherwise); an
+    unknown role is a `404` naming it; the last active admin or holder of
+    `roles.manage` cannot lose it (`409`)."""
+    user = await roles_service.set_user_roles(
+        db=db, viewer=viewer, user_id=user_id, names=data.roles
+    )
+    return UserOut.model_validate(user)
 
 
 @router.get(
@@ -189,7 +247,7 @@ async def list_user_sessions(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End all of a user's sessions (admin)",
     responses=ADMIN_ERRORS,
-    dependencies=[Depends(requires(Permission.USERS_SESSIONS))],
+    dependencies=[Depends(session_only(Permission.USERS_SESSIONS))],
 )
 async def end_user_sessions(user_id: UserId, db: DbSession) -> None:
     """Ends **every** session of the user at once, access tokens included, and any
@@ -203,7 +261,39 @@ async def end_user_sessions(user_id: UserId, db: DbSession) -> None:
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a user (admin)",
     responses={**ADMIN_ERRORS, **error_responses(Conflict)},
-    dependencies=[Depends(requires(Permission.USERS_WRITE))],
 )
-async def delete_user(user_id: UserId, db: DbSession) -> None:
-    await users_service.delete_user(db=db, user_id=user_id)
+async def delete_user(
+    user_id: UserId,
+    viewer: Annotated[Viewer, Depends(session_only(Permission.USERS_WRITE))],
+    db: DbSession,
+) -> None:
+    """An account holding a permission the caller lacks is refused (`403`); the
+    last active superuser, or holder of `roles.manage`, cannot be deleted (`409`)."""
+    await users_service.delete_user(db=db, viewer=viewer, user_id=user_id)
+
+
+ApiKeyId = Annotated[uuid.UUID, Path(description="An API key's `id`, from the user's list.")]
+
+
+@router.get(
+    "/{user_id}/api-keys",
+    response_model=list[ApiKeyOut],
+    summary="List a user's API keys (admin)",
+    responses=ADMIN_ERRORS,
+    dependencies=[Depends(requires(Permission.USERS_SESSIONS))],
+)
+async def list_user_api_keys(user_id: UserId, reader: ReaderDep) -> list[ApiKeyOut]:
+    """As `GET /api/auth/api-keys` shows them to the user: never the key."""
+    return await api_keys_service.list_user_keys(reader=reader, user_id=user_id)
+
+
+@router.delete(
+    "/{user_id}/api-keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a user's API key (admin)",
+    responses=ADMIN_ERRORS,
+    dependencies=[Depends(session_only(Permission.USERS_SESSIONS))],
+)
+async def revoke_user_api_key(user_id: UserId, key_id: ApiKeyId, db: DbSession) -> None:
+    """The key stops working at once; a key of another user is a `404`."""
+    await api_keys_service.revoke_key(db=db, user_id=user_id, key_id=key_id)

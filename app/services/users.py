@@ -1,9 +1,10 @@
-"""Users: identity (email), credentials (hash), what they may do (flags; what
-they mean is app/policy.py's), and another user's view of their sessions."""
+"""Users: identity (email), credentials (hash), what they may do (the admin role
+and the others: app/services/roles.py guards them), and another user's view of
+their sessions."""
 
 from functools import lru_cache
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
@@ -15,7 +16,6 @@ from app.config import Settings
 from app.database.db import flush_unless_taken
 from app.database.reads import ReadPool, driver_sql
 from app.exceptions import (
-    Conflict,
     DomainError,
     EmailTaken,
     NotAuthenticated,
@@ -25,7 +25,7 @@ from app.exceptions import (
 )
 from app.mail import outbox
 from app.models import AuthenticatedUser, User, utcnow
-from app.policy import ACTIVE_ADMINS, Viewer, admin_role_columns, grant_admin_role
+from app.policy import Viewer, admin_role_columns, grant_admin_role, holds_admin_role
 from app.schema.auth import SessionOut
 from app.schema.common import Page
 from app.schema.users import (
@@ -36,12 +36,8 @@ from app.schema.users import (
     UserOut,
     normalize_email,
 )
-from app.services import account_mail
+from app.services import account_mail, roles
 from app.services.paging import ListSQL, SortOrder, list_sql, paginate
-
-LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"
-# Serialises every change that could take away the last superuser.
-SUPERUSER_LOCK = "users:superusers"
 
 
 async def find_by_email(*, db: AsyncSession, normalized_email: str) -> User | None:
@@ -106,22 +102,22 @@ async def end_user_sessions(*, db: AsyncSession, user_id: int) -> None:
     await db.commit()
 
 
-async def _guard_last_superuser(*, db: AsyncSession, user_id: int) -> None:
-    """Refuse to take away the last active superuser. The lock makes two admins
-    demoting each other at once take turns: the second sees the first's change."""
-    await db.exec(select(func.pg_advisory_xact_lock(func.hashtextextended(SUPERUSER_LOCK, 0))))
-    active_superusers = set((await db.exec(select(col(User.id)).where(ACTIVE_ADMINS))).all())
-    if active_superusers == {user_id}:
-        raise Conflict(LAST_SUPERUSER)
-
-
 async def update_user(
-    *, db: AsyncSession, settings: Settings, user_id: int, command: AdminUserUpdate
+    *, db: AsyncSession, settings: Settings, viewer: Viewer, user_id: int, command: AdminUserUpdate
 ) -> User:
     """Apply the command's fields. Deactivating a user ends all their sessions. A
     new email is unverified (unless the command sets `is_verified` with it) and
-    gets a verification mail."""
+    gets a verification mail.
+
+    An account holding a permission the viewer lacks is the business of those who
+    hold it (403), and so is the admin role (`is_superuser`): granting or
+    withdrawing it needs every permission. Neither the last active admin nor the
+    last active holder of roles.manage can be demoted or deactivated (409)."""
     user = await get_user(db=db, user_id=user_id)
+    await roles.refuse_unless_outranks(db=db, viewer=viewer, user_id=user_id)
+    changes_admin = command.admin is not None and command.admin != holds_admin_role(user)
+    if changes_admin:
+        roles.refuse_admin_change_unless_admin(viewer=viewer)
     new_email = None
     is_verified = command.is_verified
     email = None if command.email is None else normalize_email(command.email)
@@ -130,8 +126,9 @@ async def update_user(
         if is_verified is None:
             is_verified = False
     deactivates = command.is_active is False
-    if deactivates or command.admin is False:
-        await _guard_last_superuser(db=db, user_id=user_id)
+    holders = None
+    if deactivates or changes_admin:
+        holders = await roles.lock_role_holders(db)
     if email is not None:
         user.email = email
     if command.full_name is not UNCHANGED:
@@ -145,6 +142,8 @@ async def update_user(
     user.updated_at = utcnow()
     db.add(user)
     await flush_unless_taken(db, EmailTaken)
+    if holders is not None:
+        await roles.keep_role_holders(db, holders)
     if deactivates:
         await end_all_sessions(db=db, user_id=user_id)
     if new_email is not None or deactivates:
@@ -260,11 +259,15 @@ async def change_password(
     outbox.wake_senders()
 
 
-async def delete_user(*, db: AsyncSession, user_id: int) -> None:
-    """Delete the user; their items and sessions go with them (ON DELETE CASCADE)."""
+async def delete_user(*, db: AsyncSession, viewer: Viewer, user_id: int) -> None:
+    """Delete the user; their items, sessions and roles go with them (ON DELETE
+    CASCADE). Not an account holding a permission the viewer lacks (403), nor
+    the last active admin or holder of roles.manage (409)."""
     user = await get_user(db=db, user_id=user_id)
-    await _guard_last_superuser(db=db, user_id=user_id)
+    await roles.refuse_unless_outranks(db=db, viewer=viewer, user_id=user_id)
+    holders = await roles.lock_role_holders(db)
     await db.delete(user)
+    await roles.keep_role_holders(db, holders)
     await db.commit()
 
 

@@ -170,19 +170,24 @@ def example_request_body(operation: Operation) -> dict[str, Any] | None:
 class World:
     """Two ordinary users and an admin. Every URL aims at the `victim`'s resources:
     their item for `item_id`, their account for `user_id`, their second session
-    (their phone's, not the one of `victim`'s tokens) for `session_id`."""
+    (their phone's, not the one of `victim`'s tokens) for `session_id`, the role
+    they hold for `name`. The role `support`, which the role schemas' examples
+    name, exists too (held by nobody), so example bodies that grant it work."""
 
     victim: dict[str, Any]
     attacker: dict[str, Any]
     admin: dict[str, Any]
     victim_item: dict[str, Any]
     victim_session: str
+    victim_key: str
 
     def path_id(self, parameter: str) -> int | str:
         ids: dict[str, int | str] = {
             "item_id": self.victim_item["id"],
             "user_id": self.victim["user"]["id"],
             "session_id": self.victim_session,
+            "name": VICTIM_ROLE,
+            "key_id": self.victim_key,
         }
         assert parameter in ids, (
             f"path parameter {parameter!r} is new: teach tests/security/surface.py "
@@ -190,10 +195,13 @@ class World:
         )
         return ids[parameter]
 
-    def url(self, operation: Operation) -> str:
+    def url(self, operation: Operation, **instead: str) -> str:
+        """The operation's path aimed at the victim's resources (or at `instead`'s
+        value for a parameter named there)."""
         path = operation.path
         for parameter in operation.path_parameters:
-            path = path.replace(f"{{{parameter}}}", str(self.path_id(parameter)))
+            value = instead.get(parameter, self.path_id(parameter))
+            path = path.replace(f"{{{parameter}}}", str(value))
         return path
 
     def caller(self, operation: Operation) -> dict[str, Any]:
@@ -203,12 +211,18 @@ class World:
 
 # The path parameters World knows how to aim: the IDOR suite asserts the API has
 # exactly these, so a new kind of resource fails until it is added here.
-KNOWN_PATH_PARAMETERS = {"item_id", "user_id", "session_id"}
+KNOWN_PATH_PARAMETERS = {"item_id", "user_id", "session_id", "name", "key_id"}
+# The role the victim holds (a harmless one: what everyone holds), and the one the
+# role schemas' examples name.
+VICTIM_ROLE = "victims-role"
+EXAMPLE_ROLE = "support"
 # For each, a well-formed id that names nothing.
 MISSING_PATH_IDS: dict[str, int | str] = {
     "item_id": 2_000_000_000,  # larger than any id the tests create, within integer
     "user_id": 2_000_000_000,
     "session_id": "5e551075-0000-4000-8000-000000000000",
+    "name": "no-such-role",
+    "key_id": "5e551075-0000-4000-8000-00000000ce75",
 }
 
 
@@ -217,13 +231,45 @@ async def populate(client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> W
     attacker = await register(client, "attacker@example.com", full_name="Attacker")
     admin = {**admin_tokens, "user": (await me_json(client, admin_tokens["access_token"]))}
     await create_item(client, attacker["access_token"], "Attacker's item")
+    await define_role(client, admin["access_token"], EXAMPLE_ROLE, "Support")
+    await define_role(client, admin["access_token"], VICTIM_ROLE, "Victim's")
+    await grant_roles(client, admin["access_token"], victim["user"]["id"], [VICTIM_ROLE])
     return World(
         victim=victim,
         attacker=attacker,
         admin=admin,
         victim_item=await create_item(client, victim["access_token"], "Victim's item"),
         victim_session=await second_session(client, "victim@example.com", "Victim's phone"),
+        victim_key=await api_key(client, victim["access_token"], "Victim's key"),
     )
+
+
+async def define_role(client: httpx.AsyncClient, token: str, name: str, description: str) -> None:
+    created = await client.post(
+        "/api/roles",
+        json={"name": name, "description": description, "permissions": ["items.read"]},
+        headers=bearer(token),
+    )
+    assert created.status_code == 201, created.text
+
+
+async def grant_roles(
+    client: httpx.AsyncClient, token: str, user_id: int, names: list[str]
+) -> None:
+    granted = await client.put(
+        f"/api/users/{user_id}/roles", json={"roles": names}, headers=bearer(token)
+    )
+    assert granted.status_code == 200, granted.text
+
+
+async def api_key(client: httpx.AsyncClient, token: str, name: str) -> str:
+    """A new API key of the token's user; its id."""
+    response = await client.post(
+        "/api/auth/api-keys", json={"name": name, "scopes": ["items.read"]}, headers=bearer(token)
+    )
+    assert response.status_code == 201, response.text
+    key_id: str = response.json()["id"]
+    return key_id
 
 
 async def second_session(client: httpx.AsyncClient, email: str, user_agent: str) -> str:

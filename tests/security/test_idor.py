@@ -55,6 +55,12 @@ def test_the_suite_attacks_every_method_on_every_path_with_an_id() -> None:
         "GET /api/users/{user_id}/sessions",
         "DELETE /api/users/{user_id}/sessions",
         "DELETE /api/auth/sessions/{session_id}",
+        "PUT /api/users/{user_id}/roles",
+        "PUT /api/roles/{name}",
+        "DELETE /api/roles/{name}",
+        "DELETE /api/auth/api-keys/{key_id}",
+        "GET /api/users/{user_id}/api-keys",
+        "DELETE /api/users/{user_id}/api-keys/{key_id}",
     }
 
 

@@ -131,20 +131,21 @@ async def test_every_payload_in_a_path_id_is_refused_without_a_500(
     raw_client: httpx.AsyncClient, app: FastAPI, world: World, operation: Operation
 ) -> None:
     token = world.caller(operation)["access_token"]
-    [name] = operation.path_parameters
     before = await snapshot(app)
     unexpected = {}
-    for payload in PATH_PAYLOADS:
-        url = operation.path.replace(f"{{{name}}}", quote(payload, safe=""))
-        response = await send(
-            raw_client, operation, url, token=token, body=example_request_body(operation)
-        )
-        # No payload names an existing resource: 404 (or 422 for a non-integer).
-        refused = response.status_code == 404 or (
-            response.status_code == 422 and acceptable(response, ["path", name])
-        )
-        if not refused:
-            unexpected[payload] = (response.status_code, response.text[:200])
+    # Each path parameter in turn; the others name the world's resources.
+    for name in operation.path_parameters:
+        for payload in PATH_PAYLOADS:
+            url = world.url(operation, **{name: quote(payload, safe="")})
+            response = await send(
+                raw_client, operation, url, token=token, body=example_request_body(operation)
+            )
+            # No payload names an existing resource: 404 (or 422 for a non-integer).
+            refused = response.status_code == 404 or (
+                response.status_code == 422 and acceptable(response, ["path", name])
+            )
+            if not refused:
+                unexpected[f"{name}={payload}"] = (response.status_code, response.text[:200])
     assert unexpected == {}
     assert await snapshot(app) == before
 

@@ -45,6 +45,10 @@ ITEM = {
 }
 
 
+def _roles_of_user(_: Account) -> dict[str, Any]:
+    return {"roles": ["admin"]}
+
+
 def _account_changes(caller: Account) -> dict[str, Any]:
     return {"email": f"renamed.{caller.email}", "full_name": "Ada Lovelace"}
 
@@ -129,6 +133,34 @@ OPERATIONS = [
         lambda _: {"current_password": PASSWORD, "new_password": "another password"},
     ),
     Operation("PATCH", "/api/users/{user_id}", frozenset({200, 409}), _account_changes, admin=True),
+    Operation(
+        "POST",
+        "/api/roles",
+        frozenset({201, 409}),
+        lambda caller: {
+            "name": f"role-{caller.id}",
+            "description": "Helps",
+            "permissions": ["users.read"],
+        },
+        admin=True,
+    ),
+    Operation(
+        "PUT",
+        "/api/roles/{name}",
+        frozenset({200}),
+        lambda _: {"description": "Helps", "permissions": ["users.read"]},
+        admin=True,
+    ),
+    # A well-formed name of no role: 404.
+    Operation(
+        "PUT", "/api/users/{user_id}/roles", frozenset({200, 404}), _roles_of_user, admin=True
+    ),
+    Operation(
+        "POST",
+        "/api/auth/api-keys",
+        frozenset({201}),
+        lambda _: {"name": "CI", "scopes": ["items.read"], "expires_at": "2999-01-01T00:00:00Z"},
+    ),
     Operation("GET", "/api/items/", frozenset({200})),
     Operation("GET", "/api/users/", frozenset({200}), admin=True),
 ]
@@ -225,6 +257,14 @@ def _call(
         path = path.replace("{item_id}", str(item.json()["id"]))
     if "{user_id}" in path:
         path = path.replace("{user_id}", str(live.register(http).id))
+    if "{name}" in path:
+        role = http.post(
+            f"{live.base_url}/api/roles",
+            json={"name": f"role-{caller.id}", "permissions": []},
+            headers=caller.headers,
+        )
+        assert role.status_code == 201, role.text
+        path = path.replace("{name}", role.json()["name"])
     url = f"{live.base_url}{path}"
     if where == "query":
         return http.request(
