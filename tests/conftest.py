@@ -11,14 +11,16 @@ from typing import Any
 import bcrypt
 import httpx
 import pytest
+from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from app.config import Settings
 from devtools.embedded_postgres import EmbeddedPostgres, free_port
 from tests.mail.smtp_server import SmtpServer
+from tests.scratch_database import scratch_database
 
 # The user's own example password: backtick, braces, colon, dot. Every test
 # connects with it, through URL.create, over TCP with scram-sha-256.
@@ -265,3 +267,12 @@ def smtp() -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def scratch(settings: Settings, request: pytest.FixtureRequest) -> Iterator[tuple[Config, Engine]]:
+    """For a migration test: an empty database of its own, named after the test's
+    module, with the Alembic config and an engine for it."""
+    name = request.module.__name__.rpartition(".")[2] + "_db"
+    with scratch_database(settings, name) as (config, engine, _):
+        yield config, engine

@@ -4,27 +4,15 @@ sessions by expires_at) never deletes a session one of its tokens still keeps
 alive. Run on a database of its own, created and dropped here."""
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
-from app.config import Settings
-from tests.scratch_database import scratch_database
-
-DATABASE = "migration_0003_test"
 BEFORE, REVISION = "0002_session_epoch", "0003_session_clients"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-def scratch(settings: Settings) -> Iterator[tuple[Config, Engine]]:
-    with scratch_database(settings, DATABASE) as (config, engine, _):
-        yield config, engine
 
 
 def seed_session(engine: Engine, name: str, expires_at: datetime, tokens: list[datetime]) -> str:

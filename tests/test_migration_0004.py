@@ -1,24 +1,11 @@
 """Migration 0004 on a database of its own: accounts from before it start
 unverified, the outbox and token tables arrive, and it downgrades cleanly."""
 
-from collections.abc import Iterator
-
-import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect, text
 
-from app.config import Settings
-from tests.scratch_database import scratch_database
-
-DATABASE = "migration_0004_test"
 BEFORE, REVISION = "0003_session_clients", "0004_mail"
-
-
-@pytest.fixture
-def scratch(settings: Settings) -> Iterator[tuple[Config, Engine]]:
-    with scratch_database(settings, DATABASE) as (config, engine, _):
-        yield config, engine
 
 
 def test_0004_leaves_existing_accounts_unverified_and_downgrades(

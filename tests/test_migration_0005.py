@@ -3,26 +3,14 @@ superuser from before it holds the built-in admin role (as the app reads it,
 with every permission) and nobody else holds any role, and it downgrades
 cleanly."""
 
-from collections.abc import Iterator
-
-import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect, text
 
 from app.auth.service import _AUTHENTICATED_USER_SQL
-from app.config import Settings
 from app.policy import ADMIN_PERMISSIONS, OWN_PERMISSIONS, Permission, held_permissions
-from tests.scratch_database import scratch_database
 
-DATABASE = "migration_0005_test"
 BEFORE, REVISION = "0004_mail", "0005_roles"
-
-
-@pytest.fixture
-def scratch(settings: Settings) -> Iterator[tuple[Config, Engine]]:
-    with scratch_database(settings, DATABASE) as (config, engine, _):
-        yield config, engine
 
 
 def held(engine: Engine) -> dict[str, frozenset[Permission]]:

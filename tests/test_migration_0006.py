@@ -1,24 +1,11 @@
 """Migration 0006 on a database of its own: the api_keys table arrives (a key
 goes with its user), and it downgrades cleanly."""
 
-from collections.abc import Iterator
-
-import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect, text
 
-from app.config import Settings
-from tests.scratch_database import scratch_database
-
-DATABASE = "migration_0006_test"
 BEFORE, REVISION = "0005_roles", "0006_api_keys"
-
-
-@pytest.fixture
-def scratch(settings: Settings) -> Iterator[tuple[Config, Engine]]:
-    with scratch_database(settings, DATABASE) as (config, engine, _):
-        yield config, engine
 
 
 def test_0006_adds_api_keys_that_go_with_their_user_and_downgrades(
