@@ -66,3 +66,55 @@ def test_the_jwks_is_served_through_the_proxy(stack: Stack) -> None:
     assert response.status_code == 200, response.text
     assert response.json() == {"keys": []}
     assert response.headers["Cache-Control"] == "public, max-age=300"
+
+
+def test_a_granted_role_and_a_revoked_key_take_effect_at_the_next_request(
+    stack: Stack, user: dict[str, Any]
+) -> None:
+    """Through Traefik, across the replicas: an admin grants a role and the user's
+    very next request has it (same access token); a key works until revoked, then
+    is refused at once."""
+    with stack.client() as client:
+        admin_login = client.post(
+            "/api/token/",
+            data={
+                "username": stack.settings["FIRST_SUPERUSER_EMAIL"],
+                "password": stack.settings["FIRST_SUPERUSER_PASSWORD"],
+            },
+        )
+        assert admin_login.status_code == 200, admin_login.text
+        admin = {"Authorization": f"Bearer {admin_login.json()['access_token']}"}
+        login = client.post("/api/token/", data={"username": user["email"], "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        user_id = user["user"]["id"]
+
+        assert client.get("/api/users/", headers=auth).status_code == 403
+        role = {
+            "name": "e2e-auditor",
+            "description": "reads accounts",
+            "permissions": ["users.read"],
+        }
+        assert client.post("/api/roles", json=role, headers=admin).status_code == 201
+        granted = client.put(
+            f"/api/users/{user_id}/roles", json={"roles": ["e2e-auditor"]}, headers=admin
+        )
+        assert granted.status_code == 200, granted.text
+        assert client.get("/api/users/", headers=auth).status_code == 200
+        mine = client.get("/api/users/me/permissions", headers=auth).json()
+        assert mine["roles"] == ["e2e-auditor"]
+        assert "users.read" in mine["permissions"]
+
+        created = client.post(
+            "/api/auth/api-keys", json={"name": "e2e", "scopes": ["items.read"]}, headers=auth
+        )
+        assert created.status_code == 201, created.text
+        key = {"Authorization": f"Bearer {created.json()['key']}"}
+        assert client.get("/api/items/", headers=key).status_code == 200
+        # Outside its scopes, though the owner holds users.read now.
+        assert client.get("/api/users/", headers=key).status_code == 403
+        revoked = client.delete(f"/api/auth/api-keys/{created.json()['id']}", headers=auth)
+        assert revoked.status_code == 204
+        # Every replica refuses it at once: no cache to wait out.
+        for _ in range(6):
+            assert client.get("/api/items/", headers=key).status_code == 401
