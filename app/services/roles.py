@@ -14,14 +14,13 @@ changed or deleted only by a viewer holding every permission it holds
 
 from dataclasses import dataclass
 
-from psycopg.errors import UniqueViolation
 from sqlalchemy import bindparam, delete, func
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.database.db import flush_unless_taken
 from app.database.reads import ReadPool, driver_sql
 from app.exceptions import (
     BuiltinRole,
@@ -190,13 +189,7 @@ async def create_role(*, db: AsyncSession, viewer: Viewer, definition: RoleDefin
         permissions=_stored(definition.permissions),
     )
     db.add(role)
-    try:
-        await db.flush()
-    except IntegrityError as exc:
-        await db.rollback()
-        if isinstance(exc.orig, UniqueViolation):
-            raise RoleNameTaken() from exc
-        raise
+    await flush_unless_taken(db, RoleNameTaken)
     await db.commit()
     return _role_out(role.name, role.description, role.permissions)
 
