@@ -289,8 +289,6 @@ class AuditEvent(SQLModel, table=True):
     type: str = Field(max_length=MAX_EVENT_TYPE_LENGTH)
     # Who did it (None: nobody signed in, e.g. a failed login or a mailed link).
     actor_id: int | None = Field(default=None)
-    # The key the actor sent instead of a session, if any.
-    api_key_id: uuid.UUID | None = Field(default=None)
     # Whose account it concerns (None: no account, e.g. a login to an unknown one).
     target_id: int | None = Field(default=None)
     client_address: str | None = Field(default=None, max_length=MAX_CLIENT_ADDRESS_LENGTH)

@@ -1,7 +1,6 @@
 """Audit trail shapes: the event types, an event as the lists show it, the
 lists' filters and their pages (newest first, by cursor)."""
 
-import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -88,7 +87,6 @@ class AuditEventOut(BaseModel):
         description="The user who did it; null when nobody was signed in (a failed "
         "login, a mailed link)."
     )
-    api_key_id: uuid.UUID | None = Field(description="The API key the actor sent, if any.")
     target_id: int | None = Field(description="The account it concerns, if any.")
     client_address: str | None = Field(
         description="Where the request came from (null in your own list for what "

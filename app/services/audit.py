@@ -55,7 +55,6 @@ def record(
         AuditEvent(
             type=event.value,
             actor_id=actor.id if isinstance(actor, Viewer) else actor,
-            api_key_id=actor.api_key_id if isinstance(actor, Viewer) else None,
             target_id=target,
             client_address=client.address if client else None,
             user_agent=client.user_agent if client else None,
@@ -85,7 +84,6 @@ _COLUMNS = (
     col(AuditEvent.type),
     col(AuditEvent.occurred_at),
     col(AuditEvent.actor_id),
-    col(AuditEvent.api_key_id),
     col(AuditEvent.target_id),
     col(AuditEvent.client_address),
     col(AuditEvent.user_agent),

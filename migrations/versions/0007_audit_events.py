@@ -28,7 +28,6 @@ def upgrade() -> None:
         ),
         sa.Column("type", sa.String(length=40), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=True),
-        sa.Column("api_key_id", sa.Uuid(), nullable=True),
         sa.Column("target_id", sa.Integer(), nullable=True),
         sa.Column("client_address", sa.String(length=64), nullable=True),
         sa.Column("user_agent", sa.String(length=512), nullable=True),
