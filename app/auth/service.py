@@ -215,7 +215,7 @@ async def sign_in(
         raise await _refusal(db, user=user, reason="account_changed")
     await throttle.forgive(db=db, attempt=attempt)
     new_device = device is None and not await audit.signed_in_from_before(
-        db=db, user_id=user.id, client=client
+        db=db, user_id=user.id, client=client, since=utcnow() - settings.AUDIT_RETENTION
     )
     audit.record(
         db,

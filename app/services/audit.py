@@ -13,6 +13,7 @@ never a password, token or key: ids, names, prefixes, addresses.
 """
 
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -63,12 +64,16 @@ def record(
     )
 
 
-async def signed_in_from_before(*, db: AsyncSession, user_id: int, client: Client) -> bool:
+async def signed_in_from_before(
+    *, db: AsyncSession, user_id: int, client: Client, since: datetime
+) -> bool:
     """Whether the account was registered or signed in from this client (address
-    and User-Agent) before, within the trail's retention."""
+    and User-Agent) after `since`: the trail's retention ago, whether or not the
+    sweep has deleted the older events yet."""
     seen = select(
         exists().where(
             col(AuditEvent.target_id) == user_id,
+            col(AuditEvent.occurred_at) > since,
             col(AuditEvent.type).in_([EventType.REGISTERED, EventType.LOGIN_SUCCEEDED]),
             col(AuditEvent.client_address) == client.address,
             col(AuditEvent.user_agent).is_not_distinct_from(client.user_agent),
