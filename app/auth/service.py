@@ -120,14 +120,9 @@ async def _refusal(db: AsyncSession, *, user: User | None, reason: str) -> Inval
     """Record a refused login in a transaction of its own (its attempt is already
     counted and committed) and return the error to raise: the same for every
     reason, which only the audit trail keeps."""
+    target = user.id if user else None  # read before the rollback expires the row
     await db.rollback()
-    audit.record(
-        db,
-        EventType.LOGIN_FAILED,
-        actor=None,
-        target=user.id if user else None,
-        details={"reason": reason},
-    )
+    audit.record(db, EventType.LOGIN_FAILED, actor=None, target=target, details={"reason": reason})
     await db.commit()
     return InvalidCredentials()
 

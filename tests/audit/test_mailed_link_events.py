@@ -148,11 +148,10 @@ def assert_followed_link(
 ) -> None:
     """The event of a link: no actor (nobody signed in), the account as its
     target, the follower's address and User-Agent, these details."""
-    recorded = {key: event[key] for key in ("type", "actor_id", "api_key_id", "target_id")}
+    recorded = {key: event[key] for key in ("type", "actor_id", "target_id")}
     assert recorded == {
         "type": event_type.value,
         "actor_id": None,
-        "api_key_id": None,
         "target_id": user_id,
     }
     assert (event["client_address"], event["user_agent"]) == (FOLLOWER_ADDRESS, FOLLOWER_AGENT)
