@@ -20,6 +20,7 @@ from app.database.reads import ReadPool
 from app.exceptions import ApiKeyRefused, NotAuthenticated
 from app.models import AuthenticatedUser
 from app.policy import Permission, Viewer, parse_permission, viewer_of
+from app.services import audit
 
 TOKEN_URL = "/api/token/"
 
@@ -38,8 +39,10 @@ async def get_app_settings(request: Request) -> Settings:
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
-    """A database session for the request's transaction; the service commits."""
+    """A database session for the request's transaction; the service commits.
+    It knows the request's client, for the events it records (app/services/audit.py)."""
     async with request.app.state.session_factory() as db:
+        audit.attach_client(db, client_of(request))
         yield db
 
 

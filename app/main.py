@@ -24,7 +24,7 @@ from app.exceptions import (
 )
 from app.mail.outbox import mail_sender
 from app.middleware import LimitRequestBody, NoStore
-from app.routes import account_mail, health, items, roles, users, wellknown
+from app.routes import account_mail, audit, health, items, roles, users, wellknown
 from app.services.account_mail import compose as compose_account_mail
 from app.services.maintenance import periodic_sweeps
 
@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users.router,
         roles.permissions_router,
         roles.router,
+        audit.router,
         items.router,
         health.router,
         wellknown.router,

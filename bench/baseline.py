@@ -3,7 +3,8 @@ work for `GET /api/items/` and `GET /api/users/me`, plus a constant JSON answer.
 
 What the app does per request, and nothing more: verify the HS256 access token
 (pyjwt: pinned algorithm, `iss`, `aud`, every claim required), one query for "the
-active user with a live session" (app/auth/service.py user_from_access_token), and
+active user with a live session", with their roles' permissions
+(app/auth/service.py user_from_access_token), and
 for the list a count and a page of 20 sorted by `-created_at` then `id`
 (app/services/items.py, paging.py), through a psycopg async pool of autocommit
 connections; the JSON has the shape of the app's `Page[ItemOut]` and `UserOut`.
@@ -39,7 +40,9 @@ MAX_PAGE_SIZE = 100
 CURRENT_USER = """
 SELECT users.id, users.email, users.full_name, users.hashed_password, users.is_active,
        users.is_superuser, users.session_epoch, users.is_verified, users.created_at,
-       users.updated_at
+       array(SELECT unnest(roles.permissions) FROM user_roles
+             JOIN roles ON roles.id = user_roles.role_id
+             WHERE user_roles.user_id = users.id) AS role_permissions
 FROM users JOIN auth_sessions ON auth_sessions.user_id = users.id
 WHERE users.id = %s AND users.is_active IS true
   AND auth_sessions.id = %s AND auth_sessions.revoked_at IS NULL

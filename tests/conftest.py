@@ -29,7 +29,7 @@ TEST_SECRET_KEY = "test-secret-key-long-enough-for-hs256-hs384-and-hs512-forgeri
 PASSWORD = "correct horse battery"
 TABLES = (
     "users, auth_sessions, refresh_tokens, login_failures, items, one_time_tokens, mail_outbox,"
-    " roles, user_roles, api_keys"
+    " roles, user_roles, api_keys, audit_events"
 )
 
 

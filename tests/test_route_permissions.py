@@ -29,6 +29,8 @@ DECLARED: dict[tuple[str, str], Permission] = {
     ("DELETE", "/api/users/{user_id}/sessions"): P.USERS_SESSIONS,
     ("PUT", "/api/users/{user_id}/roles"): P.ROLES_MANAGE,
     ("GET", "/api/users/me/permissions"): P.PROFILE_READ,
+    ("GET", "/api/users/me/events"): P.PROFILE_READ,
+    ("GET", "/api/audit/events"): P.AUDIT_READ,
     ("GET", "/api/roles"): P.ROLES_MANAGE,
     ("POST", "/api/roles"): P.ROLES_MANAGE,
     ("PUT", "/api/roles/{name}"): P.ROLES_MANAGE,

@@ -10,7 +10,7 @@ builds it and calls `sign_in`.
 """
 
 from dataclasses import dataclass
-from typing import Never, Protocol, TypeVar
+from typing import ClassVar, Never, Protocol, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -55,6 +55,9 @@ StepT_co = TypeVar("StepT_co", bound=SecondStepRequired, covariant=True)
 
 
 class Proof(Protocol[StepT_co]):
+    # How the user signs in, as the audit trail records it ("password", …).
+    method: ClassVar[str]
+
     async def claim(self, db: AsyncSession) -> Claim:
         """The identity the proof names and its account, read from the database
         (the caller commits)."""
@@ -71,6 +74,7 @@ class PasswordProof(Proof[Never]):
     """An email and its password. An unknown email costs a bcrypt check too
     (against a dummy hash), so it answers as a wrong password does, as late."""
 
+    method: ClassVar[str] = "password"
     email: str
     password: str
 

@@ -210,11 +210,12 @@ async def logout(data: RefreshRequest, db: DbSession, settings: SettingsDep) -> 
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Log out everywhere",
     responses=error_responses(NotAuthenticated, ApiKeyRefused),
-    dependencies=[Depends(session_only(Permission.PROFILE_WRITE))],
 )
-async def logout_all(user: CurrentUser, db: DbSession) -> None:
+async def logout_all(
+    viewer: Annotated[Viewer, Depends(session_only(Permission.PROFILE_WRITE))], db: DbSession
+) -> None:
     """Revokes **every** session of the caller; their access tokens stop working now."""
-    await auth_service.logout_everywhere(db=db, user_id=user.id)
+    await auth_service.logout_everywhere(db=db, viewer=viewer)
 
 
 @auth_router.get(
@@ -239,13 +240,16 @@ SessionId = Annotated[uuid.UUID, Path(description="A session's `id`, from the li
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End one of my sessions",
     responses=error_responses(NotAuthenticated, ApiKeyRefused, NotFound),
-    dependencies=[Depends(session_only(Permission.PROFILE_WRITE))],
 )
-async def end_session(session_id: SessionId, user: CurrentUser, db: DbSession) -> None:
+async def end_session(
+    session_id: SessionId,
+    viewer: Annotated[Viewer, Depends(session_only(Permission.PROFILE_WRITE))],
+    db: DbSession,
+) -> None:
     """Ends the session **at once**: its refresh token and its access tokens stop
     working. The current session may be ended too (a logout). An id that is not
     one of the caller's live sessions is a `404`."""
-    await auth_service.end_session(db=db, user_id=user.id, session_id=session_id)
+    await auth_service.end_session(db=db, viewer=viewer, session_id=session_id)
 
 
 # --- API keys -------------------------------------------------------------------------
@@ -309,4 +313,4 @@ async def revoke_api_key(
 ) -> None:
     """The key stops working **at once**. Another user's key id is a `404`, like
     a missing one."""
-    await api_keys_service.revoke_key(db=db, user_id=viewer.id, key_id=key_id)
+    await api_keys_service.revoke_key(db=db, viewer=viewer, user_id=viewer.id, key_id=key_id)

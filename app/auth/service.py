@@ -32,9 +32,10 @@ from app.database.reads import ReadPool, driver_sql
 from app.exceptions import EmailNotVerified, InvalidCredentials, NotAuthenticated, NotFound
 from app.mail import outbox
 from app.models import ApiKey, AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
-from app.policy import ROLE_PERMISSIONS, role_permissions_column
+from app.policy import ROLE_PERMISSIONS, Viewer, role_permissions_column
+from app.schema.audit import EventType
 from app.schema.auth import SessionOut, TokenPair
-from app.services import account_mail
+from app.services import account_mail, audit
 from app.services import users as users_service
 
 
@@ -97,6 +98,7 @@ async def register(
     )
     assert user.id is not None
     opened = await open_auth_session(db=db, settings=settings, user_id=user.id, client=client)
+    audit.record(db, EventType.REGISTERED, actor=user.id, target=user.id)
     await account_mail.queue_verification(db=db, settings=settings, email=user.email)
     await db.commit()
     outbox.wake_senders()
@@ -114,13 +116,24 @@ def _login(
     )
 
 
+async def _refusal(db: AsyncSession, *, user: User | None, reason: str) -> InvalidCredentials:
+    """Record a refused login in a transaction of its own (its attempt is already
+    counted and committed) and return the error to raise: the same for every
+    reason, which only the audit trail keeps."""
+    target = user.id if user else None  # read before the rollback expires the row
+    await db.rollback()
+    audit.record(db, EventType.LOGIN_FAILED, actor=None, target=target, details={"reason": reason})
+    await db.commit()
+    return InvalidCredentials()
+
+
 async def _open_session_if_unchanged(
     *, db: AsyncSession, settings: Settings, user_id: int, epoch: int, client: Client
-) -> OpenedSession:
+) -> OpenedSession | None:
     """Open a session only if the account is as it was when its proof was read:
     still there, active, and no session-ending change (password, logout-all,
-    deactivation) since. FOR SHARE makes that change wait for this commit, or this
-    read wait for that one, so the two never interleave."""
+    deactivation) since; None if not. FOR SHARE makes that change wait for this
+    commit, or this read wait for that one, so the two never interleave."""
     current = (
         await db.exec(
             select(col(User.is_active), col(User.session_epoch))
@@ -129,10 +142,10 @@ async def _open_session_if_unchanged(
         )
     ).one_or_none()
     if current is None:
-        raise InvalidCredentials()
+        return None
     is_active, current_epoch = current
     if not is_active or current_epoch != epoch:
-        raise InvalidCredentials()
+        return None
     return await open_auth_session(db=db, settings=settings, user_id=user_id, client=client)
 
 
@@ -164,14 +177,25 @@ async def sign_in(
         ),
     )
     await db.commit()
-    outcome = await proof.prove(claim, settings=settings)
+    try:
+        outcome = await proof.prove(claim, settings=settings)
+    except InvalidCredentials:
+        reason = "unknown_account" if claim.user is None else "wrong_password"
+        raise await _refusal(db, user=claim.user, reason=reason) from None
     user = outcome.user
     assert user.id is not None
     if not user.is_active:
-        raise InvalidCredentials()
+        raise await _refusal(db, user=user, reason="account_inactive")
     if settings.LOGIN_REQUIRES_VERIFIED_EMAIL and not user.is_verified:
         # Only the proof's holder learns this; their right guess is forgiven.
         await throttle.forgive(db=db, attempt=attempt)
+        audit.record(
+            db,
+            EventType.LOGIN_FAILED,
+            actor=None,
+            target=user.id,
+            details={"reason": "email_not_verified"},
+        )
         await db.commit()
         raise EmailNotVerified()
     if not isinstance(outcome, Proven):
@@ -182,8 +206,24 @@ async def sign_in(
     opened = await _open_session_if_unchanged(
         db=db, settings=settings, user_id=user.id, epoch=user.session_epoch, client=client
     )
+    if opened is None:
+        raise await _refusal(db, user=user, reason="account_changed")
     await throttle.forgive(db=db, attempt=attempt)
+    new_device = device is None and not await audit.signed_in_from_before(
+        db=db, user_id=user.id, client=client, since=utcnow() - settings.AUDIT_RETENTION
+    )
+    audit.record(
+        db,
+        EventType.LOGIN_SUCCEEDED,
+        actor=user.id,
+        target=user.id,
+        details={"method": proof.method, "session_id": str(opened.id), "new_device": new_device},
+    )
+    if new_device:
+        await account_mail.queue_sign_in_notice(db=db, settings=settings, user=user, client=client)
     await db.commit()
+    if new_device:
+        outbox.wake_senders()
     return _login(opened, user, device, settings=settings)
 
 
@@ -263,30 +303,47 @@ async def _revoke_family_if_reused(
         return
     double_submit = row.used_by == client and utcnow() - row.used_at <= settings.REFRESH_REUSE_GRACE
     if not double_submit:
-        await revoke_sessions(
+        ended = await revoke_sessions(
             db=db,
             where=and_(
                 col(AuthSession.id) == claims.session_id,
                 col(AuthSession.user_id) == claims.user_id,
             ),
         )
+        if ended:
+            audit.record(
+                db,
+                EventType.REFRESH_REUSED,
+                actor=None,
+                target=claims.user_id,
+                details={"session_id": str(claims.session_id)},
+            )
         await db.commit()
 
 
 async def logout(*, db: AsyncSession, settings: Settings, refresh_token: str) -> None:
     """Revoke the session (the whole rotation family) the refresh token belongs to."""
     claims = tokens.RefreshToken.presented(refresh_token, settings=settings)
-    await revoke_sessions(
+    ended = await revoke_sessions(
         db=db,
         where=and_(
             col(AuthSession.id) == claims.session_id, col(AuthSession.user_id) == claims.user_id
         ),
     )
+    if ended:
+        audit.record(
+            db,
+            EventType.LOGOUT,
+            actor=claims.user_id,
+            target=claims.user_id,
+            details={"session_id": str(claims.session_id)},
+        )
     await db.commit()
 
 
-async def logout_everywhere(*, db: AsyncSession, user_id: int) -> None:
-    await end_all_sessions(db=db, user_id=user_id)
+async def logout_everywhere(*, db: AsyncSession, viewer: Viewer) -> None:
+    await end_all_sessions(db=db, user_id=viewer.id)
+    audit.record(db, EventType.LOGOUT_EVERYWHERE, actor=viewer, target=viewer.id)
     await db.commit()
 
 
@@ -297,11 +354,18 @@ async def list_sessions(*, reader: ReadPool, user: AuthenticatedUser) -> list[Se
     )
 
 
-async def end_session(*, db: AsyncSession, user_id: int, session_id: uuid.UUID) -> None:
-    """End one of the user's live sessions (the current one too: a logout). Any
+async def end_session(*, db: AsyncSession, viewer: Viewer, session_id: uuid.UUID) -> None:
+    """End one of the viewer's live sessions (the current one too: a logout). Any
     other id, another user's included, is not found."""
-    if not await sessions.end_session(db=db, user_id=user_id, session_id=session_id):
+    if not await sessions.end_session(db=db, user_id=viewer.id, session_id=session_id):
         raise NotFound("Session not found")
+    audit.record(
+        db,
+        EventType.SESSION_ENDED,
+        actor=viewer,
+        target=viewer.id,
+        details={"session_id": str(session_id)},
+    )
     await db.commit()
 
 

@@ -106,12 +106,14 @@ async def open_auth_session(
     return OpenedSession(id=auth_session.id, pair=pair)
 
 
-async def revoke_sessions(*, db: AsyncSession, where: ColumnElement[bool]) -> None:
-    await db.exec(
+async def revoke_sessions(*, db: AsyncSession, where: ColumnElement[bool]) -> int:
+    """Revoke the live sessions `where` selects; how many. The caller commits."""
+    result = await db.exec(
         update(AuthSession)
         .where(where, col(AuthSession.revoked_at).is_(None))
         .values(revoked_at=utcnow())
     )
+    return result.rowcount
 
 
 async def end_all_sessions(*, db: AsyncSession, user_id: int) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Numeric, String, func, text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Numeric, String, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
@@ -263,6 +263,39 @@ class MailOutbox(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=1000)
     sent_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+MAX_EVENT_TYPE_LENGTH = 40
+
+
+class AuditEvent(SQLModel, table=True):
+    """A security event, written in the transaction of what it records
+    (app/services/audit.py). The ids are plain integers, no foreign keys: the
+    record outlives the accounts it names, a deleted one included. Never a
+    password, token or key in `details`."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_actor", "actor_id", "id"),
+        Index("ix_audit_events_target", "target_id", "id"),
+        Index("ix_audit_events_type", "type", "id"),
+        Index("ix_audit_events_occurred_at", "occurred_at"),
+    )
+
+    # Ordered as written: the cursor of the lists, newest first.
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    occurred_at: datetime = _timestamp()
+    type: str = Field(max_length=MAX_EVENT_TYPE_LENGTH)
+    # Who did it (None: nobody signed in, e.g. a failed login or a mailed link).
+    actor_id: int | None = Field(default=None)
+    # Whose account it concerns (None: no account, e.g. a login to an unknown one).
+    target_id: int | None = Field(default=None)
+    client_address: str | None = Field(default=None, max_length=MAX_CLIENT_ADDRESS_LENGTH)
+    user_agent: str | None = Field(default=None, max_length=MAX_USER_AGENT_LENGTH)
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     )
 
 

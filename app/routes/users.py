@@ -29,6 +29,7 @@ from app.exceptions import (
 from app.policy import Permission, Viewer
 from app.routes.responses import PydanticJSONResponse
 from app.schema.api_keys import ApiKeyOut
+from app.schema.audit import EventFilter, EventPage
 from app.schema.auth import SessionOut
 from app.schema.common import MAX_ID, Page
 from app.schema.roles import MyPermissions, UserRolesUpdate
@@ -42,6 +43,7 @@ from app.schema.users import (
     UserUpdateMe,
 )
 from app.services import api_keys as api_keys_service
+from app.services import audit as audit_service
 from app.services import roles as roles_service
 from app.services import users as users_service
 
@@ -131,6 +133,23 @@ async def delete_me(
     """Deletes the account **and all its items**. The last active admin, or the
     last active holder of `roles.manage`, cannot go (`409`)."""
     await users_service.delete_user(db=db, viewer=viewer, user_id=viewer.id)
+
+
+@router.get(
+    "/me/events",
+    response_model=EventPage,
+    summary="My account's security events",
+    dependencies=[Depends(requires(Permission.PROFILE_READ))],
+)
+async def list_my_events(
+    user: CurrentUser, reader: ReaderDep, query: Annotated[EventFilter, Query()]
+) -> EventPage:
+    """What happened to the caller's account, **newest first**, as the audit
+    trail records it: sign-ins (failed ones too, with the address they came
+    from), sessions ended, password and email changes, roles, API keys. What an
+    administrator did shows who did it, not from where. Follow `next_cursor`
+    for older pages."""
+    return await audit_service.list_own_events(reader=reader, user_id=user.id, query=query)
 
 
 @router.get(
@@ -247,13 +266,17 @@ async def list_user_sessions(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End all of a user's sessions (admin)",
     responses=ADMIN_ERRORS,
-    dependencies=[Depends(session_only(Permission.USERS_SESSIONS))],
 )
-async def end_user_sessions(user_id: UserId, db: DbSession) -> None:
+async def end_user_sessions(
+    user_id: UserId,
+    viewer: Annotated[Viewer, Depends(session_only(Permission.USERS_SESSIONS))],
+    db: DbSession,
+) -> None:
     """Ends **every** session of the user at once, access tokens included, and any
     login of theirs still in flight, without deactivating the account: they can
-    log in again (deactivate them with `PATCH` to keep them out)."""
-    await users_service.end_user_sessions(db=db, user_id=user_id)
+    log in again (deactivate them with `PATCH` to keep them out). An account
+    holding a permission the caller lacks is refused (`403`)."""
+    await users_service.end_user_sessions(db=db, viewer=viewer, user_id=user_id)
 
 
 @router.delete(
@@ -292,8 +315,12 @@ async def list_user_api_keys(user_id: UserId, reader: ReaderDep) -> list[ApiKeyO
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke a user's API key (admin)",
     responses=ADMIN_ERRORS,
-    dependencies=[Depends(session_only(Permission.USERS_SESSIONS))],
 )
-async def revoke_user_api_key(user_id: UserId, key_id: ApiKeyId, db: DbSession) -> None:
+async def revoke_user_api_key(
+    user_id: UserId,
+    key_id: ApiKeyId,
+    viewer: Annotated[Viewer, Depends(session_only(Permission.USERS_SESSIONS))],
+    db: DbSession,
+) -> None:
     """The key stops working at once; a key of another user is a `404`."""
-    await api_keys_service.revoke_key(db=db, user_id=user_id, key_id=key_id)
+    await api_keys_service.revoke_key(db=db, viewer=viewer, user_id=user_id, key_id=key_id)

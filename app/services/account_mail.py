@@ -10,7 +10,8 @@
   (`queue_email_change`); the first makes the address the account's
   (`verify_email`), the second takes the account back (`secure_account`).
 - Notices: a password change or reset tells the account's address
-  (`queue_password_notice`).
+  (`queue_password_notice`), and so does a sign-in from a device the account
+  has not used before (`queue_sign_in_notice`).
 
 Mails go through the outbox (app/mail/outbox.py): a request only queues a row in
 its own transaction, commits, then wakes the senders. The links' tokens are
@@ -36,7 +37,9 @@ from app.exceptions import EmailTaken, TooManyAttempts, TooManyMailRequests
 from app.mail import outbox
 from app.mail.render import RenderedMail, render_mail
 from app.models import OneTimeToken, User, utcnow
+from app.schema.audit import EventType
 from app.schema.users import normalize_email
+from app.services import audit
 
 # The mails anyone may ask for by address: the sender composes them.
 Compose = Literal["reset", "verify"]
@@ -218,6 +221,25 @@ async def queue_password_notice(
     await _charge(db=db, settings=settings, email=email)
 
 
+async def queue_sign_in_notice(
+    *, db: AsyncSession, settings: Settings, user: User, client: Client
+) -> None:
+    """Tell the account's address it was signed in to from a new device, if the
+    address has room for one more mail (a burst of sign-ins is not a burst of
+    mails: the address's ceiling bounds them)."""
+    if not await _has_room(db=db, settings=settings, email=user.email):
+        return
+    mail = render_mail(
+        "notice_sign_in",
+        project=settings.PROJECT_NAME,
+        email=user.email,
+        when=utcnow().strftime("%Y-%m-%d %H:%M UTC"),
+        address=client.address,
+        agent=client.user_agent or "unknown",
+    )
+    outbox.enqueue_mail(db=db, recipient=user.email, mail=mail)
+
+
 # --- Mails anyone may ask for by address ------------------------------------------
 # Asking answers the same, in the same time, for every address: the request only
 # counts itself against the limits and queues a row; the sender composes the mail
@@ -304,6 +326,7 @@ async def reset_password(
     db.add(user)
     await db.flush()
     await end_all_sessions(db=db, user_id=user.id)
+    audit.record(db, EventType.PASSWORD_RESET, actor=None, target=user.id)
     await queue_password_notice(db=db, settings=settings, email=user.email, event="reset")
     await db.commit()
     outbox.wake_senders()
@@ -322,10 +345,15 @@ async def verify_email(*, db: AsyncSession, token: str) -> None:
     )
     assert user.id is not None
     if row.purpose == "email_change":
+        changed = {"from": user.email, "to": row.email}
+        audit.record(db, EventType.EMAIL_CHANGED, actor=None, target=user.id, details=changed)
         user.email = row.email
         await one_time_tokens.void_links(db=db, user_id=user.id, now=now)
     else:
         await one_time_tokens.void(db=db, user_id=user.id, purpose="verify", now=now)
+        audit.record(
+            db, EventType.EMAIL_VERIFIED, actor=None, target=user.id, details={"email": user.email}
+        )
     user.is_verified = True
     user.updated_at = now
     db.add(user)
@@ -370,8 +398,11 @@ async def secure_account(*, db: AsyncSession, settings: Settings, token: str) ->
         )
         .values(voided_at=now)
     )
+    restored = {"from": user.email, "to": user.email}
     if user.email != row.email and await _account_at(db=db, email=row.email) is None:
+        restored["to"] = row.email
         user.email, user.is_verified = row.email, True
+    audit.record(db, EventType.ACCOUNT_SECURED, actor=None, target=user.id, details=restored)
     user.hashed_password = unknown
     user.updated_at = now
     db.add(user)

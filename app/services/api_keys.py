@@ -15,6 +15,8 @@ from app.exceptions import NotFound, PermissionDenied
 from app.models import ApiKey, User
 from app.policy import Permission, Viewer, lacking, may_grant, role_permissions
 from app.schema.api_keys import ApiKeyCreated, ApiKeyOut, NewApiKey
+from app.schema.audit import EventType
+from app.services import audit, roles
 
 KEY_NOT_FOUND = "API key not found"
 
@@ -39,6 +41,19 @@ async def create_key(*, db: AsyncSession, viewer: Viewer, request: NewApiKey) ->
         expires_at=request.expires_at,
     )
     db.add(row)
+    await db.flush()
+    audit.record(
+        db,
+        EventType.API_KEY_CREATED,
+        actor=viewer,
+        target=viewer.id,
+        details={
+            "key_id": str(row.id),
+            "name": row.name,
+            "prefix": row.prefix,
+            "scopes": row.scopes,
+        },
+    )
     await db.commit()
     return ApiKeyCreated(
         id=row.id,
@@ -79,14 +94,26 @@ async def list_user_keys(*, reader: ReadPool, user_id: int) -> list[ApiKeyOut]:
     return await list_keys(reader=reader, user_id=user_id)
 
 
-async def revoke_key(*, db: AsyncSession, user_id: int, key_id: uuid.UUID) -> None:
-    """The key stops working at once. Another user's key is not found, like a
-    missing one."""
-    revoked = await db.exec(
-        delete(ApiKey)
-        .where(col(ApiKey.id) == key_id, col(ApiKey.user_id) == user_id)
-        .returning(col(ApiKey.id))
-    )
-    if revoked.scalar_one_or_none() is None:
+async def revoke_key(*, db: AsyncSession, viewer: Viewer, user_id: int, key_id: uuid.UUID) -> None:
+    """The user's key stops working at once (deleted; the audit trail keeps its
+    name and prefix). Another user's key is not found, like a missing one; an
+    account holding a permission the viewer lacks is refused (403)."""
+    await roles.refuse_unless_outranks(db=db, viewer=viewer, user_id=user_id)
+    revoked = (
+        await db.exec(
+            delete(ApiKey)
+            .where(col(ApiKey.id) == key_id, col(ApiKey.user_id) == user_id)
+            .returning(col(ApiKey.name), col(ApiKey.prefix))
+        )
+    ).one_or_none()
+    if revoked is None:
         raise NotFound(KEY_NOT_FOUND)
+    name, prefix = revoked
+    audit.record(
+        db,
+        EventType.API_KEY_REVOKED,
+        actor=viewer,
+        target=user_id,
+        details={"key_id": str(key_id), "name": name, "prefix": prefix},
+    )
     await db.commit()

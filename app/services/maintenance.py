@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.config import Settings
 from app.database.db import SessionFactory
 from app.models import (
+    AuditEvent,
     AuthSession,
     LoginFailure,
     MailOutbox,
@@ -46,6 +47,8 @@ class SweepCounts:
     # as long as sessions are.
     mails: int = 0
     one_time_tokens: int = 0
+    # Audit events older than AUDIT_RETENTION.
+    audit_events: int = 0
 
 
 async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> SweepCounts | None:
@@ -60,7 +63,8 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
     - login failures (and mail requests) as old as the longest throttle window
       or older: they count against no limit any more (app/auth/throttle.py);
     - mails sent or given up, and single-use tokens expired, SESSION_RETENTION
-      ago or more.
+      ago or more;
+    - audit events that occurred AUDIT_RETENTION ago or more.
 
     Nothing live is touched: a live session, its unexpired tokens, a failure
     still inside a window.
@@ -99,6 +103,9 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
         )
     )
     one_time = await db.exec(delete(OneTimeToken).where(col(OneTimeToken.expires_at) <= kept_since))
+    events = await db.exec(
+        delete(AuditEvent).where(col(AuditEvent.occurred_at) <= now - settings.AUDIT_RETENTION)
+    )
     await db.commit()
     counts = SweepCounts(
         sessions=sessions.rowcount,
@@ -106,15 +113,17 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
         login_failures=failures.rowcount,
         mails=mails.rowcount,
         one_time_tokens=one_time.rowcount,
+        audit_events=events.rowcount,
     )
     logger.info(
         "sweep deleted %d sessions, %d refresh tokens, %d login failures, %d mails, "
-        "%d single-use tokens",
+        "%d single-use tokens, %d audit events",
         counts.sessions,
         counts.refresh_tokens,
         counts.login_failures,
         counts.mails,
         counts.one_time_tokens,
+        counts.audit_events,
     )
     return counts
 

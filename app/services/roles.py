@@ -48,7 +48,9 @@ from app.policy import (
     role_permissions,
     role_permissions_column,
 )
+from app.schema.audit import EventType
 from app.schema.roles import MyPermissions, PermissionOut, RoleDefinition, RoleOut
+from app.services import audit
 
 LAST_SUPERUSER = "The last active superuser cannot be removed, demoted or deactivated"
 # Serialises every change that could take away the last active admin or the last
@@ -190,8 +192,14 @@ async def create_role(*, db: AsyncSession, viewer: Viewer, definition: RoleDefin
     )
     db.add(role)
     await flush_unless_taken(db, RoleNameTaken)
+    _record_role(db, EventType.ROLE_CREATED, viewer=viewer, role=role)
     await db.commit()
     return _role_out(role.name, role.description, role.permissions)
+
+
+def _record_role(db: AsyncSession, event: EventType, *, viewer: Viewer, role: Role) -> None:
+    details = {"role": role.name, "description": role.description, "permissions": role.permissions}
+    audit.record(db, event, actor=viewer, target=None, details=details)
 
 
 async def _locked_role(db: AsyncSession, name: str) -> Role:
@@ -218,6 +226,7 @@ async def replace_role(*, db: AsyncSession, viewer: Viewer, definition: RoleDefi
     role.updated_at = utcnow()
     db.add(role)
     await keep_role_holders(db, before)
+    _record_role(db, EventType.ROLE_UPDATED, viewer=viewer, role=role)
     await db.commit()
     return _role_out(role.name, role.description, role.permissions)
 
@@ -229,6 +238,7 @@ async def delete_role(*, db: AsyncSession, viewer: Viewer, name: str) -> None:
     _refuse_unless_may_grant(viewer=viewer, permissions=role_permissions(role.permissions))
     await db.delete(role)
     await keep_role_holders(db, before)
+    _record_role(db, EventType.ROLE_DELETED, viewer=viewer, role=role)
     await db.commit()
 
 
@@ -266,6 +276,7 @@ async def set_user_roles(
         role = held_roles.get(name) or wanted_roles[name]
         changed |= role_permissions(role.permissions)
     admin = ADMIN_ROLE in wanted
+    held = set(held_roles) | ({ADMIN_ROLE} if holds_admin_role(user) else set())
     if admin != holds_admin_role(user):
         changed |= ADMIN_PERMISSIONS
     _refuse_unless_may_grant(viewer=viewer, permissions=frozenset(changed))
@@ -288,8 +299,21 @@ async def set_user_roles(
         user.updated_at = utcnow()
         db.add(user)
     await keep_role_holders(db, before)
+    _record_grants(db, viewer=viewer, user_id=user_id, held=held, wanted=wanted)
     await db.commit()
     return user
+
+
+def _record_grants(
+    db: AsyncSession, *, viewer: Viewer, user_id: int, held: set[str], wanted: set[str]
+) -> None:
+    """The roles granted and those withdrawn, as two events (either may be none)."""
+    for event, names in (
+        (EventType.ROLES_GRANTED, wanted - held),
+        (EventType.ROLES_REVOKED, held - wanted),
+    ):
+        if names:
+            audit.record(db, event, actor=viewer, target=user_id, details={"roles": sorted(names)})
 
 
 _ROLE_NAMES_SQL = driver_sql(

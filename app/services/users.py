@@ -25,7 +25,14 @@ from app.exceptions import (
 )
 from app.mail import outbox
 from app.models import AuthenticatedUser, User, utcnow
-from app.policy import Viewer, admin_role_columns, grant_admin_role, holds_admin_role
+from app.policy import (
+    ADMIN_ROLE,
+    Viewer,
+    admin_role_columns,
+    grant_admin_role,
+    holds_admin_role,
+)
+from app.schema.audit import EventType
 from app.schema.auth import SessionOut
 from app.schema.common import Page
 from app.schema.users import (
@@ -36,7 +43,7 @@ from app.schema.users import (
     UserOut,
     normalize_email,
 )
-from app.services import account_mail, roles
+from app.services import account_mail, audit, roles
 from app.services.paging import ListSQL, SortOrder, list_sql, paginate
 
 
@@ -94,11 +101,15 @@ async def list_user_sessions(*, reader: ReadPool, viewer: Viewer, user_id: int) 
     return await live_sessions(reader=reader, user_id=user_id, current_session_id=viewer.session_id)
 
 
-async def end_user_sessions(*, db: AsyncSession, user_id: int) -> None:
+async def end_user_sessions(*, db: AsyncSession, viewer: Viewer, user_id: int) -> None:
     """End every session of the user, access tokens and logins in flight included
-    (the account stays active: they may log in again)."""
+    (the account stays active: they may log in again). Not those of an account
+    holding a permission the viewer lacks (403): an admin's sessions are the
+    business of admins."""
     await get_user(db=db, user_id=user_id)
+    await roles.refuse_unless_outranks(db=db, viewer=viewer, user_id=user_id)
     await end_all_sessions(db=db, user_id=user_id)
+    audit.record(db, EventType.SESSIONS_ENDED, actor=viewer, target=user_id)
     await db.commit()
 
 
@@ -126,6 +137,7 @@ async def update_user(
         if is_verified is None:
             is_verified = False
     deactivates = command.is_active is False
+    events = _account_events(user, command, new_email=new_email, changes_admin=changes_admin)
     holders = None
     if deactivates or changes_admin:
         holders = await roles.lock_role_holders(db)
@@ -151,10 +163,31 @@ async def update_user(
         await one_time_tokens.void_links(db=db, user_id=user_id, now=utcnow())
     if new_email is not None and not user.is_verified:
         await account_mail.queue_verification(db=db, settings=settings, email=new_email)
+    for event, details in events:
+        audit.record(db, event, actor=viewer, target=user_id, details=details)
     await db.commit()
     if new_email is not None:
         outbox.wake_senders()
     return user
+
+
+def _account_events(
+    user: User, command: AdminUserUpdate, *, new_email: str | None, changes_admin: bool
+) -> list[tuple[EventType, dict[str, object]]]:
+    """What an administrator's change does to the account, as audit events."""
+    events: list[tuple[EventType, dict[str, object]]] = []
+    if command.is_active is not None and command.is_active != user.is_active:
+        events.append(
+            (EventType.USER_REACTIVATED if command.is_active else EventType.USER_DEACTIVATED, {})
+        )
+    if new_email is not None:
+        events.append((EventType.EMAIL_CHANGED, {"from": user.email, "to": new_email}))
+    if command.is_verified and not user.is_verified:
+        events.append((EventType.EMAIL_VERIFIED, {"email": new_email or user.email}))
+    if changes_admin:
+        granted = EventType.ROLES_GRANTED if command.admin else EventType.ROLES_REVOKED
+        events.append((granted, {"roles": [ADMIN_ROLE]}))
+    return events
 
 
 async def _check_current_password(
@@ -252,6 +285,7 @@ async def change_password(
     # A reset link mailed before the change must not undo it.
     await one_time_tokens.void(db=db, user_id=user_id, purpose="reset", now=utcnow())
     await throttle.forgive(db=db, attempt=attempt)
+    audit.record(db, EventType.PASSWORD_CHANGED, actor=user_id, target=user_id)
     await account_mail.queue_password_notice(
         db=db, settings=settings, email=user.email, event="changed"
     )
@@ -268,6 +302,10 @@ async def delete_user(*, db: AsyncSession, viewer: Viewer, user_id: int) -> None
     holders = await roles.lock_role_holders(db)
     await db.delete(user)
     await roles.keep_role_holders(db, holders)
+    # The address too: the record outlives the account it names.
+    audit.record(
+        db, EventType.USER_DELETED, actor=viewer, target=user_id, details={"email": user.email}
+    )
     await db.commit()
 
 

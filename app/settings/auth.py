@@ -138,6 +138,12 @@ class AuthSettings(SettingsGroup):
         "which clients used an account, and when). Login failures go once past their "
         "window.",
     )
+    AUDIT_RETENTION: PositiveDuration = setting(
+        timedelta(days=365),
+        "How long the audit trail keeps an event (sign-ins, password and email changes, "
+        "roles, API keys) before the sweep deletes it. It also bounds what counts as a "
+        "device the account used before (no new-sign-in notice).",
+    )
 
     # Built from the key settings when they load (see _load_signing_keys).
     _keyring: KeyRing = PrivateAttr()

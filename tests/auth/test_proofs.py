@@ -2,7 +2,7 @@
 and may hear 'a second step is needed' without opening a session."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from fastapi import FastAPI
@@ -23,6 +23,7 @@ CLIENT = Client.seen(address=CLIENT_ADDRESS, user_agent="a test")
 class SecondFactorProof(Proof[SecondStepRequired]):
     """A first factor that always holds (or always fails) and asks for a second."""
 
+    method: ClassVar[str] = "test"
     email: str
     fails: bool = False
     checks: list[str] = field(default_factory=list)

@@ -83,7 +83,8 @@ async def world(client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> Worl
 def is_free_text(operation: Operation, name: str) -> bool:
     [parameter] = [p for p in operation.spec["parameters"] if p["name"] == name]
     schema = without_null(parameter["schema"])
-    return schema.get("type") == "string" and "enum" not in schema
+    # A `format` (a date-time) is parsed, not searched: no literal semantics to declare.
+    return schema.get("type") == "string" and "enum" not in schema and "format" not in schema
 
 
 def acceptable(response: httpx.Response, location: list[str]) -> bool:

@@ -135,6 +135,36 @@ async def test_the_admin_flag_is_the_admin_role_and_needs_every_permission(
     assert renamed.json()["is_superuser"] is False
 
 
+async def test_sessions_and_keys_of_an_account_holding_more_are_not_the_callers(
+    client: httpx.AsyncClient, admin_tokens: dict[str, Any]
+) -> None:
+    """A users.sessions role ends a user's sessions and revokes their keys, but
+    not an admin's: the admin's session and key live on."""
+    root = admin_tokens["access_token"]
+    await define(client, root, "support", ["users.sessions", "users.read"])
+    support = await register(client, "support@example.com")
+    user = await register(client, "user@example.com")
+    assert await grant(client, root, support["user"]["id"], ["support"]) == 200
+    headers = bearer(support["access_token"])
+    root_id = (await client.get("/api/users/me", headers=bearer(root))).json()["id"]
+    key = await client.post(
+        "/api/auth/api-keys", json={"name": "ops", "scopes": ["profile.read"]}, headers=bearer(root)
+    )
+    assert key.status_code == 201
+    refused = await client.delete(f"/api/users/{root_id}/sessions", headers=headers)
+    assert refused.status_code == 403
+    kept = await client.delete(f"/api/users/{root_id}/api-keys/{key.json()['id']}", headers=headers)
+    assert kept.status_code == 403
+    assert (await client.get("/api/users/me", headers=bearer(root))).status_code == 200
+    assert (await client.get("/api/users/me", headers=bearer(key.json()["key"]))).status_code == 200
+    # Control: an account holding no more than the caller is theirs to reach.
+    ended = await client.delete(f"/api/users/{user['user']['id']}/sessions", headers=headers)
+    assert ended.status_code == 204
+    assert (
+        await client.get("/api/users/me", headers=bearer(user["access_token"]))
+    ).status_code == 401
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -163,6 +163,8 @@ OPERATIONS = [
     ),
     Operation("GET", "/api/items/", frozenset({200})),
     Operation("GET", "/api/users/", frozenset({200}), admin=True),
+    Operation("GET", "/api/users/me/events", frozenset({200})),
+    Operation("GET", "/api/audit/events", frozenset({200}), admin=True),
 ]
 BY_KEY = {(operation.method, operation.path): operation for operation in OPERATIONS}
 

@@ -96,6 +96,18 @@ async def add_failure(app: FastAPI, failed_at: datetime) -> int:
     return row_id
 
 
+async def add_event(app: FastAPI, occurred_at: datetime) -> int:
+    async with app.state.engine.begin() as connection:
+        event_id: int = await connection.scalar(
+            text(
+                "INSERT INTO audit_events (type, target_id, occurred_at) "
+                "VALUES ('login.succeeded', 1, :at) RETURNING id"
+            ),
+            {"at": occurred_at},
+        )
+    return event_id
+
+
 async def run_sweep(app: FastAPI, settings: Settings, now: datetime) -> SweepCounts | None:
     async with app.state.session_factory() as db:
         return await sweep(db=db, settings=settings, now=now)
@@ -271,7 +283,7 @@ async def test_the_app_sweeps_in_the_background_and_stops_at_shutdown(
     messages = [r.getMessage() for r in caplog.records if r.name == "app.services.maintenance"]
     assert (
         "sweep deleted 0 sessions, 0 refresh tokens, 1 login failures, 0 mails, "
-        "0 single-use tokens" in messages
+        "0 single-use tokens, 0 audit events" in messages
     )
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -325,3 +337,22 @@ async def test_a_session_ended_through_the_api_is_swept_after_the_retention(
     # The registration's mail count goes too, its window long past.
     assert await run_sweep(app, settings, later) == SweepCounts(1, 1, 1)
     assert await ids(app, "auth_sessions", "id") == set()
+
+
+async def test_the_sweep_deletes_audit_events_past_their_retention(
+    app: FastAPI, settings: Settings, user_tokens: dict[str, Any]
+) -> None:
+    """Events as old as AUDIT_RETENTION or older go; younger ones stay, the
+    registration's (recorded through the API) among them."""
+    recorded = await ids(app, "audit_events", "id")
+    assert recorded  # the registration's event
+    now = utcnow()
+    cutoff = now - settings.AUDIT_RETENTION
+    gone = {await add_event(app, cutoff), await add_event(app, cutoff - timedelta(days=400))}
+    kept = {await add_event(app, cutoff + TICK), await add_event(app, now - timedelta(days=1))}
+
+    counts = await run_sweep(app, settings, now)
+
+    assert counts == SweepCounts(0, 0, 0, audit_events=len(gone))
+    assert await ids(app, "audit_events", "id") == kept | recorded
+    assert await run_sweep(app, settings, now) == SweepCounts(0, 0, 0)

@@ -73,7 +73,7 @@ def test_a_granted_role_and_a_revoked_key_take_effect_at_the_next_request(
 ) -> None:
     """Through Traefik, across the replicas: an admin grants a role and the user's
     very next request has it (same access token); a key works until revoked, then
-    is refused at once."""
+    is refused at once; the audit trail records each with the client's address."""
     with stack.client() as client:
         admin_login = client.post(
             "/api/token/",
@@ -118,3 +118,18 @@ def test_a_granted_role_and_a_revoked_key_take_effect_at_the_next_request(
         # Every replica refuses it at once: no cache to wait out.
         for _ in range(6):
             assert client.get("/api/items/", headers=key).status_code == 401
+
+        # All of it is on record, from the client Traefik saw: the address the
+        # user's session lists, and the User-Agent as sent.
+        trail = client.get("/api/audit/events", params={"target": user_id}, headers=admin)
+        assert trail.status_code == 200, trail.text
+        events = {event["type"]: event for event in trail.json()["items"]}
+        assert {"roles.granted", "api_key.created", "api_key.revoked"} <= set(events)
+        assert events["roles.granted"]["details"] == {"roles": ["e2e-auditor"]}
+        assert events["api_key.revoked"]["details"]["key_id"] == created.json()["id"]
+        sessions = client.get("/api/auth/sessions", headers=auth).json()
+        seen_from = next(s for s in sessions if s["current"])["client_address"]
+        for kind in ("roles.granted", "api_key.created", "api_key.revoked"):
+            event = events[kind]
+            assert event["client_address"] == seen_from
+            assert event["user_agent"] == client.headers["User-Agent"]

@@ -1,0 +1,8 @@
+import pytest
+from fastapi import FastAPI
+
+
+@pytest.fixture(autouse=True)
+def _tables_emptied_after(app: FastAPI) -> None:
+    """Some tests here run apps of their own; asking for the suite's `app` makes
+    the suite empty the tables after each (tests/conftest.py)."""
