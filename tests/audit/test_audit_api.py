@@ -11,12 +11,6 @@ from tests.audit.helpers import EVENTS, MY_EVENTS, event_page, events
 from tests.conftest import ATTACKER_ADDRESS, bearer, login, register
 
 
-@pytest.fixture
-def root(admin_tokens: dict[str, Any]) -> str:
-    token: str = admin_tokens["access_token"]
-    return token
-
-
 async def fail_login(client: httpx.AsyncClient, email: str = "ada@example.com") -> None:
     refused = await client.post("/api/token/", data={"username": email, "password": "wrong!"})
     assert refused.status_code == 401

@@ -26,12 +26,6 @@ AGENT = "AuditTest/1.0 (X11; Linux)"
 
 
 @pytest.fixture
-def root(admin_tokens: dict[str, Any]) -> str:
-    token: str = admin_tokens["access_token"]
-    return token
-
-
-@pytest.fixture
 async def ada(client: httpx.AsyncClient) -> dict[str, Any]:
     """A registered user, whose client sends AGENT from CLIENT_ADDRESS."""
     client.headers["User-Agent"] = AGENT
