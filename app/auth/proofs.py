@@ -106,9 +106,10 @@ class PasswordProof(Proof[SecondStepRequired]):
     async def claim(self, db: AsyncSession) -> Claim:
         email = normalize_email(self.email)
         user = await users_service.find_by_email(db=db, normalized_email=email)
-        if user is None or user.id is None:
-            return Claim(identity=email, user=user)
-        steps = await second_factor_service.second_steps_of(db=db, user_id=user.id)
+        # Asked for an unknown email too (no account has id 0): every login costs
+        # the same statements, so their number tells no account apart.
+        user_id = user.id if user is not None and user.id is not None else 0
+        steps = await second_factor_service.second_steps_of(db=db, user_id=user_id)
         return Claim(identity=email, user=user, second_steps=steps)
 
     async def prove(self, claim: Claim, *, settings: Settings) -> Proven | SecondStepRequired:

@@ -1,7 +1,7 @@
 """Second-factor shapes: the TOTP setup shown once, the code that confirms,
 disables or renews it, recovery codes shown once, and the login's second step."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -15,13 +15,16 @@ CODE_EXAMPLE = "492039"
 RECOVERY_CODE_EXAMPLE = "k7qm-2xzp-dn4r-w6ty"
 CHALLENGE_EXAMPLE = "Xb8q3T0C1hQm6mP6c9Kz4ZrJ5yqN1o2LwVdE7aUuHfs"
 
-Code = Field(
-    min_length=1,
-    max_length=MAX_CODE_LENGTH,
-    description="A current code of the authenticator app (6 digits), or an unused "
-    "recovery code (which it spends).",
-    examples=[CODE_EXAMPLE],
-)
+Code = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_CODE_LENGTH,
+        description="A current code of the authenticator app (6 digits), or an unused "
+        "recovery code (which it spends).",
+        examples=[CODE_EXAMPLE],
+    ),
+]
 
 
 class TotpStatus(BaseModel):
@@ -50,7 +53,7 @@ class TotpSetup(BaseModel):
 
 
 class CodeIn(StrictInput):
-    code: str = Code
+    code: Code
 
 
 class ConfirmIn(StrictInput):
@@ -76,7 +79,7 @@ class SecondStepLogin(StrictInput):
         description="The `challenge` of the login's `202` answer.",
         examples=[CHALLENGE_EXAMPLE],
     )
-    code: str = Code
+    code: Code
 
 
 class SecondStepOut(BaseModel):

@@ -186,12 +186,13 @@ async def set_up(*, db: AsyncSession, settings: Settings, viewer: Viewer) -> Tot
     one); 409 if a second factor is already enabled."""
     secret = totp.new_secret()
     encrypted = totp.encrypt(settings.totp_cipher, secret)
+    now = utcnow()
     replaced = await db.exec(
         upsert(TotpCredential)
-        .values(user_id=viewer.id, encrypted_secret=encrypted, created_at=utcnow())
+        .values(user_id=viewer.id, encrypted_secret=encrypted, created_at=now)
         .on_conflict_do_update(
             index_elements=[col(TotpCredential.user_id)],
-            set_={"encrypted_secret": encrypted, "last_used_step": 0, "created_at": utcnow()},
+            set_={"encrypted_secret": encrypted, "last_used_step": 0, "created_at": now},
             where=col(TotpCredential.confirmed_at).is_(None),
         )
         .returning(col(TotpCredential.user_id))
