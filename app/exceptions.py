@@ -48,6 +48,13 @@ class InvalidCredentials(NotAuthenticated):
     detail = "Incorrect email or password"
 
 
+class InvalidSecondStep(InvalidCredentials):
+    """A login's second step refused: a wrong code, one already used, or a
+    challenge that is forged, spent, expired, out of guesses or voided."""
+
+    detail = "Incorrect code, or the challenge is no longer valid (then log in again)"
+
+
 class PermissionDenied(DomainError):
     status_code = status.HTTP_403_FORBIDDEN
     detail = "Not enough privileges"
@@ -120,6 +127,29 @@ class WrongPassword(DomainError):
     detail = "The current password is incorrect"
 
 
+class WrongSecondFactorCode(DomainError):
+    """A code that does not confirm, disable or renew the second factor: not a
+    current code of the authenticator (or one already used), nor an unused
+    recovery code."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    detail = (
+        "The code is not valid: give a current code of your authenticator app, "
+        "or an unused recovery code"
+    )
+
+
+class SecondFactorEnabled(Conflict):
+    detail = "A second factor is already enabled: disable it first"
+
+
+class NoSecondFactor(Conflict):
+    """Confirming with no setup pending, or disabling or renewing codes with no
+    second factor enabled."""
+
+    detail = "No second factor is enabled (or pending setup): start with POST /api/auth/totp/setup"
+
+
 class PasswordRequired(DomainError):
     """An email change asked without the current password."""
 
@@ -137,6 +167,13 @@ class TooManyAttempts(DomainError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class TooManyCodeGuesses(TooManyAttempts):
+    """Wrong second-factor codes sent by a signed-in session (to confirm, disable
+    or renew it), past the limit."""
+
+    detail = "Too many wrong codes; try again later"
 
 
 class TooManyMailRequests(TooManyAttempts):
@@ -208,7 +245,16 @@ async def _domain_error_response(_: Request, exc: Exception) -> JSONResponse:
 # A 422 says where and why, and echoes a short scalar input to help the caller;
 # never a secret, a whole body or object (it may hold a password), nor megabytes.
 SECRET_FIELDS = frozenset(
-    {"password", "current_password", "new_password", "refresh_token", "token", "access_token"}
+    {
+        "password",
+        "current_password",
+        "new_password",
+        "refresh_token",
+        "token",
+        "access_token",
+        "code",
+        "challenge",
+    }
 )
 MAX_ECHOED_CHARACTERS = 100
 MAX_ECHOED_INTEGER = 2**63

@@ -24,7 +24,16 @@ from app.exceptions import (
 )
 from app.mail.outbox import mail_sender
 from app.middleware import LimitRequestBody, NoStore
-from app.routes import account_mail, audit, health, items, roles, users, wellknown
+from app.routes import (
+    account_mail,
+    audit,
+    health,
+    items,
+    roles,
+    second_factor,
+    users,
+    wellknown,
+)
 from app.services.account_mail import compose as compose_account_mail
 from app.services.maintenance import periodic_sweeps
 
@@ -136,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth_router,
         token_router,
         cookie_router,
+        second_factor.router,
         users.router,
         roles.permissions_router,
         roles.router,

@@ -56,6 +56,7 @@ from bench.report import (
     write_json,
 )
 from devtools.embedded_postgres import EmbeddedPostgres, free_port
+from scripts.init_env import fernet_key
 
 ROOT = Path(__file__).resolve().parent.parent
 # The servers run from a virtualenv holding requirements.txt alone, as the image
@@ -230,6 +231,7 @@ def server_environment(database: EmbeddedPostgres) -> dict[str, str]:
         "PYTHONPATH": str(ROOT),
         "ENVIRONMENT": "production",
         "SECRET_KEY": secrets.token_urlsafe(48),
+        "TOTP_ENCRYPTION_KEYS": fernet_key(),
         "POSTGRES_URL": f"127.0.0.1:{database.port}",
         "POSTGRES_USER": database.user,
         "POSTGRES_PW": database.password,

@@ -31,6 +31,7 @@ from bench import data, wrk
 from bench.report import DIRECT, TRAEFIK, Report, Run, Target, format_table, ratio, write_chart
 from devtools.embedded_postgres import free_port
 from scripts.images import pinned_images
+from scripts.init_env import fernet_key
 from scripts.init_env import render as render_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,6 +134,7 @@ class Stack:
         self.settings = {
             "ENVIRONMENT": "production",
             "SECRET_KEY": secrets.token_urlsafe(48),
+            "TOTP_ENCRYPTION_KEYS": fernet_key(),
             "FIRST_SUPERUSER_EMAIL": "admin@example.com",
             "FIRST_SUPERUSER_PASSWORD": secrets.token_urlsafe(18),
             "POSTGRES_PW": DATABASE_PASSWORD,

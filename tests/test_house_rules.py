@@ -10,7 +10,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 # Who may import whom: each layer imports only its own and the layers below it.
 # Every module of app/ belongs to one (a new module must be placed here).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("entry points", ("app.main", "app.prestart")),
+    ("entry points", ("app.main", "app.prestart", "app.auth.totp_rotate")),
     (
         "routers",
         ("app.routes", "app.auth.routes", "app.auth.cookie_routes", "app.middleware", "app.docs"),
@@ -31,6 +31,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "app.auth.sessions",
             "app.auth.throttle",
             "app.auth.one_time_tokens",
+            "app.auth.login_challenges",
+            "app.auth.totp",
+            "app.auth.recovery_codes",
             "app.auth.csrf",
             "app.database",
             "app.mail",
@@ -39,7 +42,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models and schemas", ("app.models", "app.schema", "app.policy")),
     (
         "configuration and errors",
-        ("app.config", "app.settings", "app.signing_keys", "app.exceptions"),
+        (
+            "app.config",
+            "app.settings",
+            "app.signing_keys",
+            "app.encryption_keys",
+            "app.exceptions",
+        ),
     ),
 ]
 # And some imports are refused outright, though they would run downwards.
@@ -155,6 +164,11 @@ def test_exactly_one_module_imports_jwt() -> None:
 
 def test_exactly_one_module_imports_bcrypt() -> None:
     assert modules_importing("bcrypt") == ["app/auth/passwords.py"]
+
+
+def test_exactly_one_module_computes_totp_codes() -> None:
+    assert modules_importing("pyotp") == ["app/auth/totp.py"]
+    assert modules_importing("segno") == ["app/auth/totp.py"]
 
 
 def test_only_the_mail_package_speaks_smtp() -> None:

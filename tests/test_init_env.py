@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from scripts import init_env
 
@@ -22,8 +23,9 @@ def test_a_new_local_env_has_fresh_secrets_and_mails_to_the_catcher(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = written(tmp_path / "a", monkeypatch), written(tmp_path / "b", monkeypatch)
-    for name in ("SECRET_KEY", "POSTGRES_PW", "FIRST_SUPERUSER_PASSWORD"):
+    for name in ("SECRET_KEY", "TOTP_ENCRYPTION_KEYS", "POSTGRES_PW", "FIRST_SUPERUSER_PASSWORD"):
         assert first[name] != second[name]
+    Fernet(first["TOTP_ENCRYPTION_KEYS"].strip("'"))  # a key the app can use
     assert first["ENVIRONMENT"] == "'local'"
     assert first["COMPOSE_PROFILES"] == "'mail-catcher'"
     assert first["SMTP_HOST"] == "'mailcatcher'"

@@ -47,12 +47,17 @@ DECLARED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/auth/api-keys"): P.PROFILE_WRITE,
     ("GET", "/api/auth/api-keys"): P.PROFILE_READ,
     ("DELETE", "/api/auth/api-keys/{key_id}"): P.PROFILE_WRITE,
+    ("GET", "/api/auth/totp"): P.PROFILE_READ,
+    ("POST", "/api/auth/totp/setup"): P.PROFILE_WRITE,
+    ("POST", "/api/auth/totp/confirm"): P.PROFILE_WRITE,
+    ("POST", "/api/auth/totp/disable"): P.PROFILE_WRITE,
+    ("POST", "/api/auth/totp/recovery-codes"): P.PROFILE_WRITE,
     ("GET", "/api/users/{user_id}/api-keys"): P.USERS_SESSIONS,
     ("DELETE", "/api/users/{user_id}/api-keys/{key_id}"): P.USERS_SESSIONS,
 }
 # What only a signed-in session may do (`requires(..., api_keys=False)`): create
 # or manage keys, change a password, an email, roles or an account, end
-# sessions. An API key is refused there whatever its scopes
+# sessions, set up or turn off the second factor. An API key is refused there whatever its scopes
 # (tests/security/test_api_key_attacks.py derives its cases from the routes).
 SESSION_ONLY = {
     ("PATCH", "/api/users/me"),
@@ -71,6 +76,10 @@ SESSION_ONLY = {
     ("POST", "/api/auth/api-keys"),
     ("GET", "/api/auth/api-keys"),
     ("DELETE", "/api/auth/api-keys/{key_id}"),
+    ("POST", "/api/auth/totp/setup"),
+    ("POST", "/api/auth/totp/confirm"),
+    ("POST", "/api/auth/totp/disable"),
+    ("POST", "/api/auth/totp/recovery-codes"),
 }
 
 

@@ -20,20 +20,28 @@ from app.auth.cookies import (
     CsrfProof,
     PresentedRefresh,
 )
-from app.auth.proofs import PasswordProof
-from app.auth.transports import device_cookie, no_store
+from app.auth.proofs import PasswordProof, SecondStepProof
+from app.auth.service import SecondStepChallenge
+from app.auth.transports import (
+    SECOND_STEP_RESPONSE,
+    device_cookie,
+    no_store,
+    second_step_required,
+)
 from app.dependencies import DbSession, SettingsDep, client_of, oauth2_scheme
 from app.exceptions import (
     CsrfRejected,
     CsrfTokenMissing,
     EmailNotVerified,
     InvalidCredentials,
+    InvalidSecondStep,
     NotAuthenticated,
     TooManyAttempts,
     error_responses,
 )
 from app.schema.auth import PasswordLogin
 from app.schema.cookie_sessions import CookieLoginOut, CookieSessionOut
+from app.schema.second_factor import SecondStepLogin
 
 cookie_router = APIRouter(
     prefix=COOKIE_SESSION_PATH, tags=["auth"], dependencies=[Depends(no_store)]
@@ -46,7 +54,10 @@ DeviceCookie = Annotated[str | None, device_cookie("browser")]
     "/login",
     response_model=CookieLoginOut,
     summary="Log in a browser: the tokens as cookies",
-    responses=error_responses(InvalidCredentials, TooManyAttempts, EmailNotVerified),
+    responses={
+        **SECOND_STEP_RESPONSE,
+        **error_responses(InvalidCredentials, TooManyAttempts, EmailNotVerified),
+    },
 )
 async def cookie_login(
     request: Request,
@@ -55,14 +66,44 @@ async def cookie_login(
     db: DbSession,
     settings: SettingsDep,
     device: DeviceCookie = None,
-) -> CookieLoginOut:
+) -> CookieLoginOut | Response:
     """For a browser app on this API's site. The same credentials, answers and
     throttling as `/api/token/`, but JSON only (`Content-Type: application/json`,
     which no form of another site can send, so it cannot log a browser into its
     own account). The tokens come as `HttpOnly` cookies; the answer holds the user
     and the session's **CSRF token**, to send as `X-CSRF-Token` with every unsafe
-    request. Refresh at `/api/auth/cookie/refresh`, log out at `…/logout`."""
+    request. Refresh at `/api/auth/cookie/refresh`, log out at `…/logout`.
+
+    An account with a second factor answers `202` with a **challenge** and sets no
+    cookie: send it with a code to `POST /api/auth/cookie/second-factor`."""
     proof = PasswordProof(email=credentials.email, password=credentials.password)
+    outcome = await auth_service.sign_in(
+        db=db, settings=settings, proof=proof, client=client_of(request), device_token=device
+    )
+    if isinstance(outcome, SecondStepChallenge):
+        return second_step_required(outcome)
+    return CookieTransport.login(response, outcome, settings)
+
+
+@cookie_router.post(
+    "/second-factor",
+    response_model=CookieLoginOut,
+    summary="Log in a browser, second step: a code for the login's challenge",
+    responses=error_responses(InvalidSecondStep, TooManyAttempts),
+)
+async def cookie_second_factor(
+    request: Request,
+    response: Response,
+    data: SecondStepLogin,
+    db: DbSession,
+    settings: SettingsDep,
+    device: DeviceCookie = None,
+) -> CookieLoginOut:
+    """The `challenge` a `202` cookie login answered, with a code of the
+    account's authenticator app or a recovery code: the cookies and CSRF token,
+    as `/api/auth/cookie/login` gives them. JSON only; the rules of
+    `POST /api/token/second-factor`."""
+    proof = SecondStepProof.of(data.challenge, data.code)
     login = await auth_service.sign_in(
         db=db, settings=settings, proof=proof, client=client_of(request), device_token=device
     )

@@ -1,5 +1,6 @@
-"""How a user proves who they are: a password today; later an OIDC callback, a
-passkey assertion, a second factor.
+"""How a user proves who they are: a password, and the second step an account
+with a second factor asks for after it (a TOTP code or a recovery code, with the
+login's challenge); later an OIDC callback, a passkey assertion.
 
 A proof only answers *who*: it never opens a session, sets a cookie or reads a
 request. The sign-in (app/auth/service.py `sign_in`) throttles any proof, checks
@@ -14,11 +15,12 @@ from typing import ClassVar, Never, Protocol, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import passwords
+from app.auth import passwords, recovery_codes, totp
 from app.config import Settings
-from app.exceptions import InvalidCredentials
+from app.exceptions import InvalidCredentials, InvalidSecondStep
 from app.models import User
 from app.schema.users import normalize_email
+from app.services import second_factor as second_factor_service
 from app.services import users as users_service
 
 
@@ -31,6 +33,19 @@ class Claim:
 
     identity: str
     user: User | None
+    # The steps the account asks for once this proof holds (its second factor),
+    # read with the account.
+    second_steps: tuple[str, ...] = ()
+
+
+class SingleUse(Protocol):
+    """What a proof holds only once (a second step's challenge and code), spent
+    in the transaction that opens the session."""
+
+    async def spend(self, db: AsyncSession) -> bool:
+        """Spend it; False if it was spent already (a replay, or a concurrent
+        twin that committed first): then no session opens."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +53,9 @@ class Proven:
     """The proof holds: this is the user. A session may open."""
 
     user: User
+    # Spent as the session opens; None when there is nothing to spend (a
+    # password may be given again).
+    single_use: SingleUse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +75,8 @@ StepT_co = TypeVar("StepT_co", bound=SecondStepRequired, covariant=True)
 class Proof(Protocol[StepT_co]):
     # How the user signs in, as the audit trail records it ("password", …).
     method: ClassVar[str]
+    # What a refused proof answers (401).
+    refused_with: ClassVar[type[InvalidCredentials]] = InvalidCredentials
 
     async def claim(self, db: AsyncSession) -> Claim:
         """The identity the proof names and its account, read from the database
@@ -68,11 +88,16 @@ class Proof(Protocol[StepT_co]):
         unknown account included, is InvalidCredentials, in the same time."""
         ...
 
+    def refusal(self, claim: Claim) -> str:
+        """Why a failed proof is refused, as the audit trail records it."""
+        return "unknown_account" if claim.user is None else "wrong_password"
+
 
 @dataclass(frozen=True, slots=True)
-class PasswordProof(Proof[Never]):
+class PasswordProof(Proof[SecondStepRequired]):
     """An email and its password. An unknown email costs a bcrypt check too
-    (against a dummy hash), so it answers as a wrong password does, as late."""
+    (against a dummy hash), so it answers as a wrong password does, as late. An
+    account with a second factor asks for it once the password holds."""
 
     method: ClassVar[str] = "password"
     email: str
@@ -81,9 +106,13 @@ class PasswordProof(Proof[Never]):
     async def claim(self, db: AsyncSession) -> Claim:
         email = normalize_email(self.email)
         user = await users_service.find_by_email(db=db, normalized_email=email)
-        return Claim(identity=email, user=user)
+        # Asked for an unknown email too (no account has id 0): every login costs
+        # the same statements, so their number tells no account apart.
+        user_id = user.id if user is not None and user.id is not None else 0
+        steps = await second_factor_service.second_steps_of(db=db, user_id=user_id)
+        return Claim(identity=email, user=user, second_steps=steps)
 
-    async def prove(self, claim: Claim, *, settings: Settings) -> Proven:
+    async def prove(self, claim: Claim, *, settings: Settings) -> Proven | SecondStepRequired:
         if claim.user is None:
             await passwords.verify_against_dummy(self.password, settings=settings)
             raise InvalidCredentials()
@@ -91,4 +120,104 @@ class PasswordProof(Proof[Never]):
             self.password, claim.user.hashed_password, settings=settings
         ):
             raise InvalidCredentials()
+        if claim.second_steps:
+            return SecondStepRequired(user=claim.user, methods=claim.second_steps)
         return Proven(user=claim.user)
+
+
+# The identity a challenge that names no account is throttled under: floods of
+# forged challenges from one address are held to the login limits too.
+UNKNOWN_CHALLENGE = "second-step:unknown-challenge"
+
+
+@dataclass(frozen=True, slots=True)
+class SecondStepClaim(Claim):
+    """A second step's claim: the account its challenge names (its attempts are
+    throttled as that account's logins), and the live challenge with what the
+    code is checked against, or None if it cannot be used any more."""
+
+    live: second_factor_service.LiveChallenge | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecondStepProof(Proof[Never]):
+    """The second step of a login: the challenge its first step answered, and a
+    code. Presenting it counts a guess against the challenge (before the code is
+    checked); a right code is spent with the challenge as the session opens, so
+    it works once. `SecondStepProof.of` picks the proof the code's shape names."""
+
+    refused_with: ClassVar[type[InvalidCredentials]] = InvalidSecondStep
+    challenge: str
+    code: str
+
+    @staticmethod
+    def of(challenge: str, code: str) -> "SecondStepProof":
+        if recovery_codes.looks_like_one(code):
+            return RecoveryCodeProof(challenge=challenge, code=code)
+        return TotpProof(challenge=challenge, code=code)
+
+    async def claim(self, db: AsyncSession) -> SecondStepClaim:
+        presented = await second_factor_service.present_challenge(db=db, challenge=self.challenge)
+        if presented.user is None:
+            return SecondStepClaim(identity=UNKNOWN_CHALLENGE, user=None)
+        return SecondStepClaim(
+            identity=presented.user.email, user=presented.user, live=presented.live
+        )
+
+    def refusal(self, claim: Claim) -> str:
+        if claim.user is None:
+            return "unknown_challenge"
+        return "wrong_second_factor" if self._live(claim) else "challenge_invalid"
+
+    @staticmethod
+    def _live(claim: Claim) -> second_factor_service.LiveChallenge | None:
+        return claim.live if isinstance(claim, SecondStepClaim) else None
+
+    def _checked(self, claim: Claim) -> second_factor_service.LiveChallenge:
+        live = self._live(claim)
+        if live is None:
+            raise self.refused_with()
+        return live
+
+
+@dataclass(frozen=True, slots=True)
+class TotpProof(SecondStepProof):
+    """A code of the account's authenticator app, within a step of now and after
+    the last one accepted."""
+
+    method: ClassVar[str] = second_factor_service.TOTP
+
+    async def prove(self, claim: Claim, *, settings: Settings) -> Proven:
+        live = self._checked(claim)
+        secret = totp.decrypt(settings.totp_cipher, live.encrypted_secret)
+        step = totp.accepted_step(secret, self.code, after_step=live.last_used_step)
+        if step is None:
+            raise self.refused_with()
+        assert live.user.id is not None
+        return Proven(
+            user=live.user,
+            single_use=second_factor_service.TotpCodeUse(
+                challenge_id=live.challenge_id, user_id=live.user.id, step=step
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryCodeProof(SecondStepProof):
+    """One of the account's unused recovery codes (matched by its hash: the
+    lookup's timing tells nothing about a code, only about its SHA-256)."""
+
+    method: ClassVar[str] = second_factor_service.RECOVERY_CODE
+
+    async def prove(self, claim: Claim, *, settings: Settings) -> Proven:
+        live = self._checked(claim)
+        code_id = live.recovery_codes.get(recovery_codes.digest(self.code))
+        if code_id is None:
+            raise self.refused_with()
+        assert live.user.id is not None
+        return Proven(
+            user=live.user,
+            single_use=second_factor_service.RecoveryCodeUse(
+                challenge_id=live.challenge_id, user_id=live.user.id, code_id=code_id
+            ),
+        )

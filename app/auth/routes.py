@@ -12,8 +12,14 @@ from pydantic import ValidationError
 
 from app.auth import service as auth_service
 from app.auth.bearer import BearerTransport
-from app.auth.proofs import PasswordProof
-from app.auth.transports import device_cookie, no_store
+from app.auth.proofs import PasswordProof, SecondStepProof
+from app.auth.service import SecondStepChallenge
+from app.auth.transports import (
+    SECOND_STEP_RESPONSE,
+    device_cookie,
+    no_store,
+    second_step_required,
+)
 from app.dependencies import (
     CurrentUser,
     DbSession,
@@ -28,6 +34,7 @@ from app.exceptions import (
     EmailNotVerified,
     EmailTaken,
     InvalidCredentials,
+    InvalidSecondStep,
     NotAuthenticated,
     NotFound,
     TooManyAttempts,
@@ -45,6 +52,7 @@ from app.schema.auth import (
     Verified,
     VerifyRequest,
 )
+from app.schema.second_factor import SecondStepLogin
 from app.schema.users import UserOut, UserRegister
 from app.services import api_keys as api_keys_service
 
@@ -126,7 +134,10 @@ async def register(
     "/",
     response_model=TokenPair,
     summary="Log in: trade email and password for a token pair",
-    responses=error_responses(InvalidCredentials, TooManyAttempts, EmailNotVerified),
+    responses={
+        **SECOND_STEP_RESPONSE,
+        **error_responses(InvalidCredentials, TooManyAttempts, EmailNotVerified),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -144,7 +155,7 @@ async def issue_tokens(
     db: DbSession,
     settings: SettingsDep,
     device: DeviceCookie = None,
-) -> TokenPair:
+) -> TokenPair | Response:
     """Accepts the **OAuth2 password form** (`username` is the email) — what the
     *Authorize* button sends — or JSON `{"email", "password"}`.
 
@@ -152,8 +163,42 @@ async def issue_tokens(
     Failures are throttled (`429` with `Retry-After`): per email and client
     address, and per account from all addresses together. A client that logged
     in before holds a device cookie and is throttled on its own failures only.
+
+    An account with a second factor answers `202` with a **challenge** instead of
+    tokens: send it with a code to `POST /api/token/second-factor`.
     """
     proof = PasswordProof(email=credentials.email, password=credentials.password)
+    outcome = await auth_service.sign_in(
+        db=db, settings=settings, proof=proof, client=client_of(request), device_token=device
+    )
+    if isinstance(outcome, SecondStepChallenge):
+        return second_step_required(outcome)
+    return BearerTransport.login(response, outcome, settings)
+
+
+@token_router.post(
+    "/second-factor",
+    response_model=TokenPair,
+    summary="Log in, second step: a code for the login's challenge",
+    responses=error_responses(InvalidSecondStep, TooManyAttempts),
+)
+async def second_factor(
+    request: Request,
+    response: Response,
+    data: SecondStepLogin,
+    db: DbSession,
+    settings: SettingsDep,
+    device: DeviceCookie = None,
+) -> TokenPair:
+    """The `challenge` a `202` login answered, with a **code** of the account's
+    authenticator app (6 digits) or one of its **recovery codes**: the token
+    pair, as `/api/token/` gives it.
+
+    A code works once, a challenge too (the first right answer wins). A
+    challenge dies after 5 codes, at its `expires_in`, or when the account's
+    password changes (log in again). Every wrong code also counts against the
+    login throttle of the account (`429`)."""
+    proof = SecondStepProof.of(data.challenge, data.code)
     login = await auth_service.sign_in(
         db=db, settings=settings, proof=proof, client=client_of(request), device_token=device
     )

@@ -11,14 +11,15 @@ Access tokens name their session (`sid`), so revoking it ends them at once.
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Never, overload
 
 from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy import select as select_columns  # any number of columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import api_keys, sessions, throttle, tokens
-from app.auth.proofs import Proof, Proven, StepT_co
+from app.auth import api_keys, login_challenges, sessions, throttle, tokens
+from app.auth.proofs import Proof, Proven, SecondStepRequired
 from app.auth.sessions import (
     Client,
     OpenedSession,
@@ -49,6 +50,16 @@ class Login:
     user: User
     # A device cookie to hand the client, or None: it already holds a valid one.
     device_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SecondStepChallenge(SecondStepRequired):
+    """A sign-in whose first step held and that owes a second: no session yet,
+    and the single-use challenge the second step presents with its code
+    (app/auth/login_challenges.py), valid `expires_in` seconds."""
+
+    challenge: str
+    expires_in: int
 
 
 def _known_device(
@@ -116,15 +127,21 @@ def _login(
     )
 
 
-async def _refusal(db: AsyncSession, *, user: User | None, reason: str) -> InvalidCredentials:
+async def _refusal(
+    db: AsyncSession,
+    *,
+    user: User | None,
+    reason: str,
+    error: type[InvalidCredentials] = InvalidCredentials,
+) -> InvalidCredentials:
     """Record a refused login in a transaction of its own (its attempt is already
     counted and committed) and return the error to raise: the same for every
-    reason, which only the audit trail keeps."""
+    reason of a proof, which only the audit trail keeps."""
     target = user.id if user else None  # read before the rollback expires the row
     await db.rollback()
     audit.record(db, EventType.LOGIN_FAILED, actor=None, target=target, details={"reason": reason})
     await db.commit()
-    return InvalidCredentials()
+    return error()
 
 
 async def _open_session_if_unchanged(
@@ -149,21 +166,41 @@ async def _open_session_if_unchanged(
     return await open_auth_session(db=db, settings=settings, user_id=user_id, client=client)
 
 
+@overload
 async def sign_in(
     *,
     db: AsyncSession,
     settings: Settings,
-    proof: Proof[StepT_co],
+    proof: Proof[Never],
     client: Client,
     device_token: str | None = None,
-) -> Login | StepT_co:
+) -> Login: ...
+@overload
+async def sign_in(
+    *,
+    db: AsyncSession,
+    settings: Settings,
+    proof: Proof[SecondStepRequired],
+    client: Client,
+    device_token: str | None = None,
+) -> Login | SecondStepChallenge: ...
+async def sign_in(
+    *,
+    db: AsyncSession,
+    settings: Settings,
+    proof: Proof[SecondStepRequired],
+    client: Client,
+    device_token: str | None = None,
+) -> Login | SecondStepChallenge:
     """The one login, whatever the proof (app/auth/proofs.py) and whatever carries
     the tokens. Unknown account and failed proof cost the same and answer the same.
 
     Three steps, so no database connection is held while the proof is checked
     (bcrypt): read the account and count the attempt against the throttle
     (commit); check the proof; open the session if the account has not changed
-    meanwhile (commit). A proof that asks for a second step opens none."""
+    meanwhile, spending what the proof holds only once (commit). A proof that
+    asks for a second step opens none: it gets a challenge for that step, whose
+    own proof then signs in through here."""
     claim = await proof.claim(db)
     device = _known_device(device_token, claim.user, settings=settings)
     attempt = await throttle.reserve(
@@ -180,12 +217,13 @@ async def sign_in(
     try:
         outcome = await proof.prove(claim, settings=settings)
     except InvalidCredentials:
-        reason = "unknown_account" if claim.user is None else "wrong_password"
-        raise await _refusal(db, user=claim.user, reason=reason) from None
+        raise await _refusal(
+            db, user=claim.user, reason=proof.refusal(claim), error=proof.refused_with
+        ) from None
     user = outcome.user
     assert user.id is not None
     if not user.is_active:
-        raise await _refusal(db, user=user, reason="account_inactive")
+        raise await _refusal(db, user=user, reason="account_inactive", error=proof.refused_with)
     if settings.LOGIN_REQUIRES_VERIFIED_EMAIL and not user.is_verified:
         # Only the proof's holder learns this; their right guess is forgiven.
         await throttle.forgive(db=db, attempt=attempt)
@@ -201,13 +239,27 @@ async def sign_in(
     if not isinstance(outcome, Proven):
         # The first step holds (forgiven as a right guess); the next is its own proof.
         await throttle.forgive(db=db, attempt=attempt)
+        challenge = await login_challenges.issue(
+            db=db,
+            user_id=user.id,
+            session_epoch=user.session_epoch,
+            lifetime=settings.TOTP_CHALLENGE_TTL,
+            now=utcnow(),
+        )
         await db.commit()
-        return outcome
+        return SecondStepChallenge(
+            user=user,
+            methods=outcome.methods,
+            challenge=challenge,
+            expires_in=int(settings.TOTP_CHALLENGE_TTL.total_seconds()),
+        )
+    if outcome.single_use is not None and not await outcome.single_use.spend(db):
+        raise await _refusal(db, user=user, reason="already_used", error=proof.refused_with)
     opened = await _open_session_if_unchanged(
         db=db, settings=settings, user_id=user.id, epoch=user.session_epoch, client=client
     )
     if opened is None:
-        raise await _refusal(db, user=user, reason="account_changed")
+        raise await _refusal(db, user=user, reason="account_changed", error=proof.refused_with)
     await throttle.forgive(db=db, attempt=attempt)
     new_device = device is None and not await audit.signed_in_from_before(
         db=db, user_id=user.id, client=client, since=utcnow() - settings.AUDIT_RETENTION

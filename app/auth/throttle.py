@@ -97,6 +97,19 @@ def password_change_limits(*, settings: Settings, user_id: int) -> list[Limit]:
     ]
 
 
+def second_factor_limits(*, settings: Settings, user_id: int) -> list[Limit]:
+    """Guesses of a second-factor code by a holder of the user's session (to
+    confirm, disable or renew it): a stolen session cannot try the million codes."""
+    return [
+        Limit(
+            _digest("second-factor", str(user_id)),
+            settings.LOGIN_MAX_FAILURES,
+            settings.LOGIN_FAILURE_WINDOW,
+            True,
+        )
+    ]
+
+
 def mail_address_limit(*, settings: Settings, email: str) -> Limit:
     """Every mail to an address, whatever flow sends it and whoever asked: the
     address's own ceiling."""

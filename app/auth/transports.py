@@ -8,14 +8,19 @@ how a session opens (app/auth/service.py): what the two transports share.
 Both set the login throttle's device cookie, each for its own token path; it is
 declared, read and written here only. The routers are thin: read what their
 transport needs, make one service call, answer through the transport.
+
+A login that owes a second factor answers the same on both: 202 with the
+challenge, no token, no cookie (`second_step_required`).
 """
 
 from typing import Any
 
-from fastapi import Cookie, Response
+from fastapi import Cookie, Response, status
 
 from app.auth import tokens
+from app.auth.service import SecondStepChallenge
 from app.config import Settings
+from app.schema.second_factor import SecondStepOut
 
 # The login throttle's device cookie: sent only to a transport's token endpoints,
 # never to scripts.
@@ -65,4 +70,25 @@ def remember_device(
         max_age=int(tokens.DeviceToken.lifetime(settings).total_seconds()),
         path=path,
         httponly=True,
+    )
+
+
+SECOND_STEP_RESPONSE: dict[int | str, dict[str, Any]] = {
+    status.HTTP_202_ACCEPTED: {
+        "model": SecondStepOut,
+        "description": "The password is right and the account has a second factor: no "
+        "session yet. Send the challenge with a code to the second-factor route.",
+    }
+}
+
+
+def second_step_required(step: SecondStepChallenge) -> Response:
+    """202 with the challenge: no session, no token, no cookie."""
+    answer = SecondStepOut(
+        challenge=step.challenge, methods=list(step.methods), expires_in=step.expires_in
+    )
+    return Response(
+        answer.model_dump_json(),
+        status_code=status.HTTP_202_ACCEPTED,
+        media_type="application/json",
     )

@@ -230,6 +230,78 @@ class OneTimeToken(SQLModel, table=True):
     )
 
 
+class TotpCredential(SQLModel, table=True):
+    """A user's TOTP authenticator (RFC 6238), one at most: pending until a code
+    from it is confirmed, then a second factor every password login asks for.
+    The secret is encrypted (app/encryption_keys.py): the server needs it back to
+    compute codes, so it cannot be hashed."""
+
+    __tablename__ = "totp_credentials"
+
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    # A Fernet token of the base32 secret, under the first TOTP_ENCRYPTION_KEYS key
+    # at the time it was written.
+    encrypted_secret: str = Field(sa_column=Column(String(500), nullable=False))
+    # Null while pending: shown to the user, no code from it confirmed yet.
+    confirmed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    # The time step (Unix time // 30) of the last code accepted: only a later step
+    # is accepted again, so a code works once (no replay within its window).
+    last_used_step: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
+    created_at: datetime = _timestamp()
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A single-use code that stands in for the authenticator (a lost phone).
+    Stored as the SHA-256 of the code only (app/auth/recovery_codes.py)."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (Index("ix_recovery_codes_user_hash", "user_id", "code_hash", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    code_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    used_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class LoginChallenge(SQLModel, table=True):
+    """A password login that still owes its second factor: the single-use token
+    the second step presents, stored as its SHA-256 only (app/auth/login_challenges.py).
+    It dies when used, when it expires, after MAX_GUESSES codes, or when the
+    account's session epoch moves (a password change or reset, logout-all,
+    deactivation)."""
+
+    __tablename__ = "login_challenges"
+    __table_args__ = (
+        Index("ix_login_challenges_user_id", "user_id"),
+        Index("ix_login_challenges_expires_at", "expires_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    # The account's session epoch when the password was proven.
+    session_epoch: int
+    created_at: datetime = _timestamp()
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # Codes presented so far, counted before each is checked.
+    guesses: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    used_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
 class MailOutbox(SQLModel, table=True):
     """A mail to send. Requests only add rows; the sender (app/mail/outbox.py)
     delivers them with retries, so SMTP never slows or fails a request and a mail

@@ -33,6 +33,9 @@ class EventType(StrEnum):
     ROLE_CREATED = "role.created"
     ROLE_UPDATED = "role.updated"
     ROLE_DELETED = "role.deleted"
+    MFA_ENABLED = "mfa.enabled"
+    MFA_DISABLED = "mfa.disabled"
+    MFA_RECOVERY_CODES_REGENERATED = "mfa.recovery_codes_regenerated"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
     USER_DEACTIVATED = "user.deactivated"
@@ -46,11 +49,15 @@ class EventType(StrEnum):
 
 EVENT_DESCRIPTIONS: dict[EventType, str] = {
     EventType.REGISTERED: "An account was created (its first session with it).",
-    EventType.LOGIN_SUCCEEDED: "A sign-in opened a session; `details.new_device` when the "
-    "account had not been used from this device before (its owner gets a notice).",
+    EventType.LOGIN_SUCCEEDED: "A sign-in opened a session; `details.method`: `password`, or "
+    "`totp` or `recovery_code` for a second step; `details.new_device` when the account had "
+    "not been used from this device before (its owner gets a notice).",
     EventType.LOGIN_FAILED: "A sign-in was refused; `details.reason`: `unknown_account`, "
-    "`wrong_password`, `account_inactive`, `email_not_verified` or `account_changed`. "
-    "One refused by the throttle (429) is not recorded.",
+    "`wrong_password`, `account_inactive`, `email_not_verified` or `account_changed`; for a "
+    "second step `unknown_challenge`, `challenge_invalid` (spent, expired, out of guesses, or "
+    "voided by a password change), `wrong_second_factor`, or `already_used` (the code or the "
+    "challenge, by a replay or a concurrent twin). One refused by the throttle (429) is not "
+    "recorded.",
     EventType.LOGOUT: "A session was logged out with its refresh token.",
     EventType.LOGOUT_EVERYWHERE: "Every session of the account was logged out by its owner.",
     EventType.SESSION_ENDED: "One session was ended from the list of sessions.",
@@ -68,6 +75,12 @@ EVENT_DESCRIPTIONS: dict[EventType, str] = {
     EventType.ROLE_CREATED: "A role was created (`details.role`, `details.permissions`).",
     EventType.ROLE_UPDATED: "A role's permissions or description changed.",
     EventType.ROLE_DELETED: "A role was deleted, withdrawn from every holder.",
+    EventType.MFA_ENABLED: "A second factor (TOTP) was confirmed: logins now ask for it; "
+    "ten recovery codes were issued.",
+    EventType.MFA_DISABLED: "The second factor was disabled (`details.method`: the `totp` "
+    "code or `recovery_code` that allowed it); its recovery codes are void.",
+    EventType.MFA_RECOVERY_CODES_REGENERATED: "Ten new recovery codes were issued; the "
+    "previous ones are void.",
     EventType.API_KEY_CREATED: "An API key was created (`details.key_id`, `name`, `prefix`, "
     "`scopes`; never the key).",
     EventType.API_KEY_REVOKED: "An API key was revoked.",

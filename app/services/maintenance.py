@@ -23,6 +23,7 @@ from app.database.db import SessionFactory
 from app.models import (
     AuditEvent,
     AuthSession,
+    LoginChallenge,
     LoginFailure,
     MailOutbox,
     OneTimeToken,
@@ -49,6 +50,8 @@ class SweepCounts:
     one_time_tokens: int = 0
     # Audit events older than AUDIT_RETENTION.
     audit_events: int = 0
+    # Login challenges (a second factor's) expired, used or not.
+    login_challenges: int = 0
 
 
 async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> SweepCounts | None:
@@ -64,7 +67,9 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
       or older: they count against no limit any more (app/auth/throttle.py);
     - mails sent or given up, and single-use tokens expired, SESSION_RETENTION
       ago or more;
-    - audit events that occurred AUDIT_RETENTION ago or more.
+    - audit events that occurred AUDIT_RETENTION ago or more;
+    - login challenges expired (a second step can no longer use them, and the
+      failures they caused are counted by the login throttle, not by them).
 
     Nothing live is touched: a live session, its unexpired tokens, a failure
     still inside a window.
@@ -106,6 +111,7 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
     events = await db.exec(
         delete(AuditEvent).where(col(AuditEvent.occurred_at) <= now - settings.AUDIT_RETENTION)
     )
+    challenges = await db.exec(delete(LoginChallenge).where(col(LoginChallenge.expires_at) <= now))
     await db.commit()
     counts = SweepCounts(
         sessions=sessions.rowcount,
@@ -114,16 +120,18 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
         mails=mails.rowcount,
         one_time_tokens=one_time.rowcount,
         audit_events=events.rowcount,
+        login_challenges=challenges.rowcount,
     )
     logger.info(
         "sweep deleted %d sessions, %d refresh tokens, %d login failures, %d mails, "
-        "%d single-use tokens, %d audit events",
+        "%d single-use tokens, %d audit events, %d login challenges",
         counts.sessions,
         counts.refresh_tokens,
         counts.login_failures,
         counts.mails,
         counts.one_time_tokens,
         counts.audit_events,
+        counts.login_challenges,
     )
     return counts
 

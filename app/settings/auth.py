@@ -4,9 +4,11 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Self
 
+from cryptography.fernet import MultiFernet
 from pydantic import PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from app.encryption_keys import EXAMPLE_ENCRYPTION_KEY, build_cipher
 from app.settings.base import SettingsGroup
 from app.settings.declaration import setting
 from app.settings.general import split_commas
@@ -144,20 +146,49 @@ class AuthSettings(SettingsGroup):
         "roles, API keys) before the sweep deletes it. It also bounds what counts as a "
         "device the account used before (no new-sign-in notice).",
     )
+    TOTP_ENCRYPTION_KEYS: Annotated[list[SecretStr], NoDecode] = setting(
+        [SecretStr(EXAMPLE_ENCRYPTION_KEY)],
+        "Encrypt the TOTP secrets (second factor) in the database: Fernet keys, "
+        "comma-separated, apart from SECRET_KEY. The first encrypts, every one decrypts. "
+        "Make one: python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'; `make up` generates one. Rotating "
+        "(docs/operations.md, 'Rotating secrets'): put a new key first, deploy, run "
+        "`python -m app.auth.totp_rotate`, then drop the old one. Production refuses the "
+        "example.",
+        example=EXAMPLE_ENCRYPTION_KEY,
+        required_in_production=True,
+    )
+    TOTP_CHALLENGE_TTL: PositiveDuration = setting(
+        timedelta(minutes=5),
+        "How long the challenge a password login answers for an account with a second "
+        "factor stays valid: the second step must come within it.",
+    )
+    TOTP_ISSUER: str | None = setting(
+        None,
+        "The issuer an authenticator app shows beside the account (the otpauth URI's "
+        "`issuer`); empty: PROJECT_NAME.",
+    )
 
-    # Built from the key settings when they load (see _load_signing_keys).
+    # Built from the key settings when they load (see _load_keys).
     _keyring: KeyRing = PrivateAttr()
+    _totp_cipher: MultiFernet = PrivateAttr()
 
-    @field_validator("SECRET_KEY_PREVIOUS", mode="before")
+    @field_validator("SECRET_KEY_PREVIOUS", "TOTP_ENCRYPTION_KEYS", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         return split_commas(value)
 
     @model_validator(mode="after")
-    def _load_signing_keys(self) -> Self:
+    def _load_keys(self) -> Self:
         """Once, at load: a key that cannot be read stops start-up, naming the setting."""
-        self._keyring = self._read_keyring()
+        self._read_keys()
         return self
+
+    def _read_keys(self) -> None:
+        self._keyring = self._read_keyring()
+        self._totp_cipher = build_cipher(
+            [key.get_secret_value() for key in self.TOTP_ENCRYPTION_KEYS], "TOTP_ENCRYPTION_KEYS"
+        )
 
     def _read_keyring(self) -> KeyRing:
         private_key = self.JWT_PRIVATE_KEY
@@ -178,6 +209,11 @@ class AuthSettings(SettingsGroup):
     def keyring(self) -> KeyRing:
         return self._keyring
 
+    @property
+    def totp_cipher(self) -> MultiFernet:
+        """Encrypts with the first TOTP_ENCRYPTION_KEYS key, decrypts with any."""
+        return self._totp_cipher
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """model_copy runs no validator: the copy reads its own keys, so a copy with
         other key settings never signs or verifies with the original's. It reads no
@@ -186,11 +222,12 @@ class AuthSettings(SettingsGroup):
         if unknown:
             raise TypeError(f"model_copy updates settings only, not {unknown}")
         copy = super().model_copy(update=update, deep=deep)
-        copy._keyring = copy._read_keyring()
+        copy._read_keys()
         return copy
 
     def weak_secret_keys(self) -> list[str]:
-        """Why the signing secrets are unfit for production, one line per setting."""
+        """Why the signing and encryption keys are unfit for production, one line per
+        setting."""
         problems: list[str] = []
         for name, key in [
             ("SECRET_KEY", self.SECRET_KEY.get_secret_value()),
@@ -203,4 +240,7 @@ class AuthSettings(SettingsGroup):
             weak = key == EXAMPLE_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH
             if weak and problem not in problems:
                 problems.append(problem)
+        encryption_keys = [key.get_secret_value() for key in self.TOTP_ENCRYPTION_KEYS]
+        if EXAMPLE_ENCRYPTION_KEY in encryption_keys:
+            problems.append("TOTP_ENCRYPTION_KEYS must hold keys of its own, not the example")
         return problems

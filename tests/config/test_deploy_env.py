@@ -21,6 +21,7 @@ REQUIRED_SECRETS = {
     "DOMAIN": "api.example.com",
     "ACME_EMAIL": "ops@example.com",
     "SECRET_KEY": "k" * 48,
+    "TOTP_ENCRYPTION_KEYS": "dG90cC1rZXktb2YtdGhlLWRlcGxveS1lbnZpcm9ubWU=",
     "POSTGRES_PW": PASSWORD,
     "FIRST_SUPERUSER_EMAIL": "admin@example.com",
     "FIRST_SUPERUSER_PASSWORD": "a-real-superuser-password",

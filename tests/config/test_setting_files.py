@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
 
 from app.config import SettingFileError, Settings
+from app.encryption_keys import EXAMPLE_ENCRYPTION_KEY
 from app.signing_keys import hmac_kid, jwk_thumbprint
 from devtools.embedded_postgres import EmbeddedPostgres
 from tests.auth.keys import NEW_SECRET, OLD_SECRET, ed25519_key, private_pem, public_pem
@@ -20,6 +21,7 @@ from tests.config import settings
 from tests.conftest import (
     CLIENT_ADDRESS,
     SPECIAL_PASSWORD,
+    TEST_TOTP_KEY,
     app_loaded,
     client_at,
     me,
@@ -71,6 +73,11 @@ SECRETS: dict[str, tuple[str, Callable[[Settings], object], object]] = {
         public_pem(RETIRED),
         lambda loaded: [kid for kid, _ in loaded.keyring.public_keys()][1:],
         [jwk_thumbprint(RETIRED.public_key())],
+    ),
+    "TOTP_ENCRYPTION_KEYS": (
+        f"{TEST_TOTP_KEY},{EXAMPLE_ENCRYPTION_KEY}\n",
+        lambda loaded: [plain(key) for key in loaded.TOTP_ENCRYPTION_KEYS],
+        [TEST_TOTP_KEY, EXAMPLE_ENCRYPTION_KEY],
     ),
     "SMTP_PASSWORD": (
         "an SMTP app password \n",

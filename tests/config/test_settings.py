@@ -6,8 +6,11 @@ from pydantic import ValidationError
 
 from app.config import EXAMPLE_SECRET_KEY, Settings, split_host_port
 from tests.config import settings
+from tests.conftest import TEST_TOTP_KEY
 
 GOOD_KEY = "k" * 48
+# What production needs besides a good SECRET_KEY: TOTP encryption keys of its own.
+PRODUCTION = {"ENVIRONMENT": "production", "TOTP_ENCRYPTION_KEYS": TEST_TOTP_KEY}
 
 
 def test_defaults_match_the_documented_ones() -> None:
@@ -80,7 +83,7 @@ def test_the_database_url_keeps_every_password_character() -> None:
     "secret", [None, EXAMPLE_SECRET_KEY, "too-short"], ids=["missing", "example", "short"]
 )
 def test_production_refuses_a_missing_example_or_short_secret_key(secret: str | None) -> None:
-    values: dict[str, object] = {"ENVIRONMENT": "production"}
+    values: dict[str, object] = dict(PRODUCTION)
     if secret is not None:
         values["SECRET_KEY"] = secret
     with pytest.raises(ValidationError, match="refusing to start in production"):
@@ -90,7 +93,7 @@ def test_production_refuses_a_missing_example_or_short_secret_key(secret: str | 
 def test_production_refuses_the_example_superuser_password() -> None:
     with pytest.raises(ValidationError, match="FIRST_SUPERUSER_PASSWORD"):
         settings(
-            ENVIRONMENT="production",
+            **PRODUCTION,
             SECRET_KEY=GOOD_KEY,
             FIRST_SUPERUSER_EMAIL="admin@example.com",
             FIRST_SUPERUSER_PASSWORD="changethis-superuser",
@@ -98,7 +101,7 @@ def test_production_refuses_the_example_superuser_password() -> None:
 
 
 def test_production_starts_with_a_real_secret() -> None:
-    assert settings(ENVIRONMENT="production", SECRET_KEY=GOOD_KEY).ENVIRONMENT == "production"
+    assert settings(**PRODUCTION, SECRET_KEY=GOOD_KEY).ENVIRONMENT == "production"
 
 
 def test_local_tolerates_the_example_secret_with_a_warning(

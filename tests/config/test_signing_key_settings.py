@@ -14,6 +14,7 @@ from app.config import EXAMPLE_SECRET_KEY
 from app.signing_keys import EDDSA, HS256, hmac_kid, jwk_thumbprint
 from tests.auth.keys import NEW_SECRET, OLD_SECRET, ed25519_key, private_pem, public_pem
 from tests.config import settings
+from tests.conftest import TEST_TOTP_KEY
 
 KEY = ed25519_key("settings")
 RETIRED = ed25519_key("settings retired")
@@ -139,6 +140,7 @@ def test_production_refuses_a_weak_previous_secret(previous: str) -> None:
 def test_production_starts_with_strong_previous_secrets_and_eddsa() -> None:
     loaded = settings(
         ENVIRONMENT="production",
+        TOTP_ENCRYPTION_KEYS=TEST_TOTP_KEY,
         SECRET_KEY=NEW_SECRET,
         SECRET_KEY_PREVIOUS=OLD_SECRET,
         JWT_ALGORITHM="EdDSA",

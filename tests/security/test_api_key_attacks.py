@@ -75,6 +75,8 @@ def test_the_suite_covers_what_the_issue_forbids_to_keys() -> None:
         "POST /api/auth/logout-all",  # end sessions
         "DELETE /api/auth/sessions/{session_id}",
         "DELETE /api/users/{user_id}/sessions",
+        "POST /api/auth/totp/setup",  # set up or turn off the second factor
+        "POST /api/auth/totp/disable",
     } <= named
     assert len(SCOPED_OPERATIONS) >= 10
 

@@ -19,17 +19,20 @@ from fastapi import FastAPI
 from sqlalchemy import event
 
 from app.config import Settings
+from tests.auth.second_factor import TotpClock, enable
 from tests.conftest import PASSWORD, bearer, register
 
 WRONG = "not the password at all"
 TOO_LONG = PASSWORD + "x" * 80  # over bcrypt's 72 bytes
 # Every way a login can fail, as (email, password); "ada" exists, "eve" is
-# deactivated, "admin" is the superuser, "nobody" does not exist.
+# deactivated, "admin" is the superuser, "tia" has a second factor, "nobody"
+# does not exist.
 FAILURES = {
     "unknown email": ("nobody@example.com", WRONG),
     "wrong password": ("ada@example.com", WRONG),
     "wrong password, email in another case": (" ADA@Example.com ", WRONG),
     "wrong password for the superuser": ("root@example.com", WRONG),
+    "wrong password, account with a second factor": ("tia@example.com", WRONG),
     "right password, deactivated account": ("eve@example.com", PASSWORD),
     "wrong password, deactivated account": ("eve@example.com", WRONG),
     "password over 72 bytes, known email": ("ada@example.com", TOO_LONG),
@@ -80,10 +83,15 @@ def counting(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cost]:
 
 
 @pytest.fixture
-async def accounts(client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> None:
-    """ada (active), eve (deactivated), root (the admin); then a first failed login
-    so the dummy hash for unknown emails exists before anything is counted."""
+async def accounts(
+    client: httpx.AsyncClient, admin_tokens: dict[str, Any], totp_clock: TotpClock
+) -> None:
+    """ada (active), eve (deactivated), root (the admin), tia (a second factor);
+    then a first failed login so the dummy hash for unknown emails exists before
+    anything is counted."""
     await register(client, "ada@example.com")
+    tia = await register(client, "tia@example.com")
+    await enable(client, tia["access_token"], totp_clock)
     eve = await register(client, "eve@example.com")
     deactivated = await client.patch(
         f"/api/users/{eve['user']['id']}",

@@ -23,6 +23,10 @@ from tests.security.surface import (
 
 PATH_ID_OPERATIONS = operations_with_path_ids()
 LISTINGS = [op for op in bearer_operations() if op.method == "GET" and not op.path_parameters]
+# Listings of the caller's own state that name nobody (a flag and a count): the
+# victim's cannot show "victim". tests/security/test_totp_attacks.py aims one
+# user's second factor at another's instead.
+NAMELESS_LISTINGS = {"GET /api/auth/totp"}
 
 
 @pytest.fixture
@@ -112,4 +116,6 @@ async def test_no_listing_shows_another_users_data(
     own = await send(
         client, operation, operation.path, token=world.caller(operation)["access_token"]
     )
-    assert "victim" in own.text.lower()
+    assert own.status_code == 200, own.text
+    if str(operation) not in NAMELESS_LISTINGS:
+        assert "victim" in own.text.lower()

@@ -161,6 +161,26 @@ OPERATIONS = [
         frozenset({201}),
         lambda _: {"name": "CI", "scopes": ["items.read"], "expires_at": "2999-01-01T00:00:00Z"},
     ),
+    # A forged challenge: 401, then 429 (forged challenges count against the
+    # login throttle of the client's address).
+    Operation(
+        "POST",
+        "/api/token/second-factor",
+        frozenset({401, 429}),
+        lambda _: {"challenge": "not-a-challenge", "code": "123456"},
+    ),
+    Operation(
+        "POST",
+        "/api/auth/cookie/second-factor",
+        frozenset({401, 429}),
+        lambda _: {"challenge": "not-a-challenge", "code": "123456"},
+    ),
+    # A fresh account has no second factor to confirm, disable or renew: 409.
+    Operation("POST", "/api/auth/totp/confirm", frozenset({409}), lambda _: {"code": "123456"}),
+    Operation("POST", "/api/auth/totp/disable", frozenset({409}), lambda _: {"code": "123456"}),
+    Operation(
+        "POST", "/api/auth/totp/recovery-codes", frozenset({409}), lambda _: {"code": "123456"}
+    ),
     Operation("GET", "/api/items/", frozenset({200})),
     Operation("GET", "/api/users/", frozenset({200}), admin=True),
     Operation("GET", "/api/users/me/events", frozenset({200})),

@@ -283,7 +283,7 @@ async def test_the_app_sweeps_in_the_background_and_stops_at_shutdown(
     messages = [r.getMessage() for r in caplog.records if r.name == "app.services.maintenance"]
     assert (
         "sweep deleted 0 sessions, 0 refresh tokens, 1 login failures, 0 mails, "
-        "0 single-use tokens, 0 audit events" in messages
+        "0 single-use tokens, 0 audit events, 0 login challenges" in messages
     )
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -356,3 +356,28 @@ async def test_the_sweep_deletes_audit_events_past_their_retention(
     assert counts == SweepCounts(0, 0, 0, audit_events=len(gone))
     assert await ids(app, "audit_events", "id") == kept | recorded
     assert await run_sweep(app, settings, now) == SweepCounts(0, 0, 0)
+
+
+async def add_challenge(app: FastAPI, user_id: int, expires_at: datetime) -> str:
+    async with app.state.engine.begin() as connection:
+        challenge_id: str = await connection.scalar(
+            text(
+                "INSERT INTO login_challenges (id, token_hash, user_id, session_epoch, expires_at)"
+                " VALUES (gen_random_uuid(), md5(random()::text), :user_id, 0, :at) RETURNING id"
+            ),
+            {"user_id": user_id, "at": expires_at},
+        )
+    return challenge_id
+
+
+async def test_the_sweep_deletes_expired_login_challenges(app: FastAPI, settings: Settings) -> None:
+    """A second step's challenge goes once expired, used or not; a live one stays."""
+    user_id = await add_user(app)
+    now = utcnow()
+    gone = {await add_challenge(app, user_id, now), await add_challenge(app, user_id, now - TICK)}
+    kept = {await add_challenge(app, user_id, now + TICK)}
+
+    counts = await run_sweep(app, settings, now)
+
+    assert counts == SweepCounts(0, 0, 0, login_challenges=len(gone))
+    assert await ids(app, "login_challenges", "id") == kept

@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from scripts.images import pinned_images
+from scripts.init_env import fernet_key
 from scripts.init_env import render as render_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -228,6 +229,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # What a production deploy writes, with a test domain and a test ACME CA.
         "ENVIRONMENT": "production",
         "SECRET_KEY": secrets.token_urlsafe(48),
+        "TOTP_ENCRYPTION_KEYS": fernet_key(),
         "FIRST_SUPERUSER_EMAIL": "admin@example.com",
         "FIRST_SUPERUSER_PASSWORD": secrets.token_urlsafe(18),
         "POSTGRES_PW": EXAMPLE_DB_PASSWORD,
