@@ -12,7 +12,6 @@ import io
 from datetime import UTC, datetime
 
 import pyotp
-import segno
 from cryptography.fernet import InvalidToken, MultiFernet
 from pyotp.exceptions import OTPVerificationError
 
@@ -77,6 +76,10 @@ def provisioning_uri(secret: str, *, account: str, issuer: str) -> str:
 
 def qr_svg(uri: str) -> str:
     """The URI as a QR code, an SVG document a page can show as it is."""
+    # Imported here, not at start-up: only a setup draws a QR code, and segno's
+    # writers would sit in every worker's memory for it (~1 MB).
+    import segno
+
     buffer = io.BytesIO()
     segno.make(uri, error="m", micro=False).save(buffer, kind="svg", scale=4, border=4)
     return buffer.getvalue().decode()
