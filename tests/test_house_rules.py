@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "app.auth.totp",
             "app.auth.recovery_codes",
             "app.auth.csrf",
+            "app.auth.oidc",
             "app.database",
             "app.mail",
         ),
