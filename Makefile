@@ -19,8 +19,15 @@ $(BIN)/python: requirements.txt requirements-dev.txt tests/stack/requirements.tx
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	@touch $@
 
+# The OpenID provider the tests sign in against (tests/oidc/provider.mjs): the
+# lockfile's exact packages, installed again when package.json or the lockfile change.
+OIDC_PROVIDER := tests/oidc/node_modules/.installed
+$(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 .PHONY: install
-install: $(BIN)/python ## Create .venv with the app and its dev tools
+install: $(BIN)/python $(OIDC_PROVIDER) ## Create .venv with the app and its dev tools, and the tests' OpenID provider
 
 .env:
 	$(PYTHON) scripts/init_env.py

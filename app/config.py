@@ -41,6 +41,23 @@ class Settings(GeneralSettings, AuthSettings, MailSettings, DatabaseSettings):
     def emails_from(self) -> str:
         return self.EMAILS_FROM or formataddr((self.PROJECT_NAME, f"noreply@{self.DOMAIN}"))
 
+    @property
+    def allows_plain_http_providers(self) -> bool:
+        """An OpenID provider over http (a local or test one) is accepted only here."""
+        return self.ENVIRONMENT in ("local", "test")
+
+    @model_validator(mode="after")
+    def _refuse_plain_http_providers(self) -> Self:
+        if self.allows_plain_http_providers:
+            return self
+        for provider in self.oidc_providers.values():
+            if not provider.issuer.startswith("https://"):
+                raise ValueError(
+                    f"OIDC_PROVIDERS: the issuer of {provider.name!r} must be https "
+                    f"(ENVIRONMENT={self.ENVIRONMENT})"
+                )
+        return self
+
     @model_validator(mode="after")
     def _refuse_example_secrets_in_production(self) -> Self:
         # Even with EdDSA: switching back to HS256 must never sign with the example.

@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import api_keys, cookies
+from app.auth import api_keys, cookies, oidc
 from app.auth import service as auth_service
 from app.auth.sessions import Client
 from app.config import Settings
@@ -57,7 +57,15 @@ async def get_reader(request: Request) -> ReadPool:
     return reader
 
 
+async def get_oidc_providers(request: Request) -> oidc.Providers:
+    """The configured OpenID providers, with the HTTP client they share (opened
+    with the app's lifespan)."""
+    providers: oidc.Providers = request.app.state.oidc
+    return providers
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+OidcProvidersDep = Annotated[oidc.Providers, Depends(get_oidc_providers)]
 DbSession = Annotated[AsyncSession, Depends(get_db)]
 ReaderDep = Annotated[ReadPool, Depends(get_reader)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]

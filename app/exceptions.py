@@ -55,6 +55,17 @@ class InvalidSecondStep(InvalidCredentials):
     detail = "Incorrect code, or the challenge is no longer valid (then log in again)"
 
 
+class OidcRefused(InvalidCredentials):
+    """A sign-in with an OpenID provider refused: no flow cookie or another
+    browser's, a forged state, a code the provider refused, an ID token that
+    fails its checks, or no verified address (the audit trail keeps which)."""
+
+    detail = (
+        "The sign-in with the OpenID provider was refused (it asserted no verified "
+        "email, or this browser did not start it, or it expired): start again"
+    )
+
+
 class PermissionDenied(DomainError):
     status_code = status.HTTP_403_FORBIDDEN
     detail = "Not enough privileges"
@@ -101,6 +112,13 @@ class Conflict(DomainError):
 
 class EmailTaken(Conflict):
     detail = "A user with this email already exists"
+
+
+class LastSignInMethod(Conflict):
+    detail = (
+        "This is the account's last way to sign in: set a password first "
+        "(password recovery mails a link), then unlink"
+    )
 
 
 class RoleNotFound(NotFound):
@@ -214,6 +232,14 @@ class ServiceUnavailable(DomainError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class OidcProviderFailed(DomainError):
+    """An OpenID provider unreachable, or whose discovery document the app must
+    refuse (another issuer, a plain-http endpoint): nothing is signed in."""
+
+    status_code = status.HTTP_502_BAD_GATEWAY
+    detail = "The OpenID provider is unavailable or misconfigured"
 
 
 class MalformedBody(DomainError):

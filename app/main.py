@@ -9,7 +9,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.auth import oidc
 from app.auth.cookie_routes import cookie_router, document_cookie_auth
+from app.auth.oidc_routes import router as oidc_router
 from app.auth.routes import auth_router, token_router
 from app.config import Settings, get_settings
 from app.database.db import ConnectionHealth, create_engine, create_session_factory
@@ -94,6 +96,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await reader.open()
     try:
         async with (
+            oidc.new_client() as http,
             periodic_sweeps(
                 session_factory=app.state.session_factory, settings=app.state.settings
             ) as sweeper,
@@ -103,6 +106,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 compose=compose_account_mail,
             ) as mailer,
         ):
+            app.state.oidc = oidc.Providers.from_settings(app.state.settings, http)
             app.state.sweeper = sweeper
             app.state.mailer = mailer
             yield
@@ -145,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth_router,
         token_router,
         cookie_router,
+        oidc_router,
         second_factor.router,
         users.router,
         roles.permissions_router,

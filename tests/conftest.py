@@ -26,6 +26,7 @@ from tests.scratch_database import scratch_database
 
 if TYPE_CHECKING:
     from tests.auth.second_factor import TotpClock
+    from tests.oidc.provider import OpenIdProvider
 
 # The user's own example password: backtick, braces, colon, dot. Every test
 # connects with it, through URL.create, over TCP with scram-sha-256.
@@ -37,7 +38,7 @@ PASSWORD = "correct horse battery"
 TABLES = (
     "users, auth_sessions, refresh_tokens, login_failures, items, one_time_tokens, mail_outbox,"
     " roles, user_roles, api_keys, audit_events, totp_credentials, recovery_codes,"
-    " login_challenges"
+    " login_challenges, oidc_identities"
 )
 
 
@@ -299,3 +300,26 @@ def scratch(settings: Settings, request: pytest.FixtureRequest) -> Iterator[tupl
     name = request.module.__name__.rpartition(".")[2] + "_db"
     with scratch_database(settings, name) as (config, engine, _):
         yield config, engine
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> "Iterator[OpenIdProvider]":
+    """A real OpenID provider on a loopback port (tests/oidc/provider.py)."""
+    from tests.oidc.provider import running_provider
+
+    with running_provider() as provider:
+        yield provider
+
+
+@pytest.fixture
+async def oidc_app(app: FastAPI, oidc_provider: "OpenIdProvider") -> AsyncIterator[FastAPI]:
+    """The app with the test provider configured (on the same test database)."""
+    async with app_with(app.state.settings, **oidc_provider.settings()) as application:
+        yield application
+
+
+@pytest.fixture
+async def browser(oidc_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser of the app with the test provider (cookies kept)."""
+    async with client_at(oidc_app, CLIENT_ADDRESS) as http:
+        yield http

@@ -63,6 +63,9 @@ async def test_protected_operations_document_their_401(schema: dict[str, Any]) -
         ("/api/users/me", "patch", "400"),
         ("/api/users/me", "patch", "409"),
         ("/api/users/me", "patch", "429"),
+        ("/api/auth/oidc/{provider}/callback", "get", "401"),
+        ("/api/auth/oidc/{provider}/start", "get", "502"),
+        ("/api/auth/oidc/links/{provider}", "delete", "409"),
     ],
 )
 async def test_domain_errors_are_documented(

@@ -54,11 +54,14 @@ DECLARED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/auth/totp/recovery-codes"): P.PROFILE_WRITE,
     ("GET", "/api/users/{user_id}/api-keys"): P.USERS_SESSIONS,
     ("DELETE", "/api/users/{user_id}/api-keys/{key_id}"): P.USERS_SESSIONS,
+    ("GET", "/api/auth/oidc/links"): P.PROFILE_READ,
+    ("DELETE", "/api/auth/oidc/links/{provider}"): P.PROFILE_WRITE,
 }
 # What only a signed-in session may do (`requires(..., api_keys=False)`): create
 # or manage keys, change a password, an email, roles or an account, end
-# sessions, set up or turn off the second factor. An API key is refused there whatever its scopes
-# (tests/security/test_api_key_attacks.py derives its cases from the routes).
+# sessions, set up or turn off the second factor, unlink an OpenID provider. An
+# API key is refused there whatever its scopes (tests/security/test_api_key_attacks.py
+# derives its cases from the routes).
 SESSION_ONLY = {
     ("PATCH", "/api/users/me"),
     ("POST", "/api/users/me/password"),
@@ -80,6 +83,7 @@ SESSION_ONLY = {
     ("POST", "/api/auth/totp/confirm"),
     ("POST", "/api/auth/totp/disable"),
     ("POST", "/api/auth/totp/recovery-codes"),
+    ("DELETE", "/api/auth/oidc/links/{provider}"),
 }
 
 

@@ -25,6 +25,16 @@ HASHING_BUSY = "Too many password checks in progress; retry shortly"
 T = TypeVar("T")
 
 
+# The hash of an account that has no password (one created by an OpenID
+# provider, or whose password a provider's sign-in voided): no password matches
+# it, and checking one costs what a real check costs. Password recovery sets one.
+NO_PASSWORD = ""
+
+
+def has_password(hashed: str) -> bool:
+    return hashed != NO_PASSWORD
+
+
 def _hash(password: str, rounds: int) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
 
@@ -84,6 +94,9 @@ async def hash_password(password: str, *, settings: Settings) -> str:
 
 
 async def verify_password(password: str, hashed: str, *, settings: Settings) -> bool:
+    if not has_password(hashed):
+        await verify_against_dummy(password, settings=settings)
+        return False
     return await _gate(settings).run(_matches, password, hashed)
 
 

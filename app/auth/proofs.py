@@ -1,6 +1,7 @@
 """How a user proves who they are: a password, and the second step an account
 with a second factor asks for after it (a TOTP code or a recovery code, with the
-login's challenge); later an OIDC callback, a passkey assertion.
+login's challenge); an OpenID provider's verified ID token; later a passkey
+assertion.
 
 A proof only answers *who*: it never opens a session, sets a cookie or reads a
 request. The sign-in (app/auth/service.py `sign_in`) throttles any proof, checks
@@ -15,11 +16,12 @@ from typing import ClassVar, Never, Protocol, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import passwords, recovery_codes, totp
+from app.auth import oidc, passwords, recovery_codes, totp
 from app.config import Settings
-from app.exceptions import InvalidCredentials, InvalidSecondStep
+from app.exceptions import InvalidCredentials, InvalidSecondStep, OidcRefused
 from app.models import User
 from app.schema.users import normalize_email
+from app.services import oidc_accounts
 from app.services import second_factor as second_factor_service
 from app.services import users as users_service
 
@@ -91,6 +93,10 @@ class Proof(Protocol[StepT_co]):
     def refusal(self, claim: Claim) -> str:
         """Why a failed proof is refused, as the audit trail records it."""
         return "unknown_account" if claim.user is None else "wrong_password"
+
+    def audit_details(self) -> dict[str, str]:
+        """What the audit trail records of this proof beside its method."""
+        return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,3 +227,48 @@ class RecoveryCodeProof(SecondStepProof):
                 challenge_id=live.challenge_id, user_id=live.user.id, code_id=code_id
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class OidcClaim(Claim):
+    """An OpenID sign-in's claim: its account, or why it has none."""
+
+    refusal: str = "unknown_account"
+
+
+@dataclass(frozen=True, slots=True)
+class OidcProof(Proof[SecondStepRequired]):
+    """An identity an OpenID provider asserted in an ID token that was verified
+    before (app/auth/oidc.py: signature, issuer, audience, expiry, the flow's
+    nonce), for the browser that started the flow. Its claim resolves the
+    account (app/services/oidc_accounts.py: linked, created or claimed); an
+    account with a second factor asks for it, as after a password."""
+
+    method: ClassVar[str] = "oidc"
+    refused_with: ClassVar[type[InvalidCredentials]] = OidcRefused
+    identity: oidc.Identity
+    settings: Settings
+
+    async def claim(self, db: AsyncSession) -> OidcClaim:
+        name = f"oidc:{self.identity.provider}:{self.identity.subject}"
+        resolved = await oidc_accounts.resolve(
+            db=db, settings=self.settings, identity=self.identity
+        )
+        if resolved is None:
+            return OidcClaim(identity=name, user=None, refusal="oidc_email_unverified")
+        assert resolved.user.id is not None
+        steps = await second_factor_service.second_steps_of(db=db, user_id=resolved.user.id)
+        return OidcClaim(identity=name, user=resolved.user, second_steps=steps)
+
+    async def prove(self, claim: Claim, *, settings: Settings) -> Proven | SecondStepRequired:
+        if claim.user is None:
+            raise self.refused_with()
+        if claim.second_steps:
+            return SecondStepRequired(user=claim.user, methods=claim.second_steps)
+        return Proven(user=claim.user)
+
+    def refusal(self, claim: Claim) -> str:
+        return claim.refusal if isinstance(claim, OidcClaim) else "unknown_account"
+
+    def audit_details(self) -> dict[str, str]:
+        return {"provider": self.identity.provider}

@@ -133,13 +133,20 @@ async def _refusal(
     user: User | None,
     reason: str,
     error: type[InvalidCredentials] = InvalidCredentials,
+    details: dict[str, str] | None = None,
 ) -> InvalidCredentials:
     """Record a refused login in a transaction of its own (its attempt is already
     counted and committed) and return the error to raise: the same for every
     reason of a proof, which only the audit trail keeps."""
     target = user.id if user else None  # read before the rollback expires the row
     await db.rollback()
-    audit.record(db, EventType.LOGIN_FAILED, actor=None, target=target, details={"reason": reason})
+    audit.record(
+        db,
+        EventType.LOGIN_FAILED,
+        actor=None,
+        target=target,
+        details={"reason": reason, **(details or {})},
+    )
     await db.commit()
     return error()
 
@@ -218,7 +225,11 @@ async def sign_in(
         outcome = await proof.prove(claim, settings=settings)
     except InvalidCredentials:
         raise await _refusal(
-            db, user=claim.user, reason=proof.refusal(claim), error=proof.refused_with
+            db,
+            user=claim.user,
+            reason=proof.refusal(claim),
+            error=proof.refused_with,
+            details=proof.audit_details(),
         ) from None
     user = outcome.user
     assert user.id is not None
@@ -269,7 +280,12 @@ async def sign_in(
         EventType.LOGIN_SUCCEEDED,
         actor=user.id,
         target=user.id,
-        details={"method": proof.method, "session_id": str(opened.id), "new_device": new_device},
+        details={
+            "method": proof.method,
+            **proof.audit_details(),
+            "session_id": str(opened.id),
+            "new_device": new_device,
+        },
     )
     if new_device:
         await account_mail.queue_sign_in_notice(db=db, settings=settings, user=user, client=client)

@@ -9,6 +9,7 @@ header's `alg`, `jku`, `x5u` or `jwk` never choose a key or an algorithm.
 
 import base64
 import enum
+import hmac
 import json
 import uuid
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ class TokenType(enum.StrEnum):
     REFRESH = "refresh"
     # Marks a client that logged in before (the login throttle's device cookie).
     DEVICE = "device"
+    # A sign-in with an OpenID provider under way (the browser's flow cookie).
+    OIDC_FLOW = "oidc_flow"
 
 
 class InvalidToken(Exception):
@@ -261,3 +264,130 @@ def encode_token(
     benchmark's data: the app encodes through the classes)."""
     token = SESSION_TOKENS[token_type](user_id=user_id, session_id=session_id, jti=jti)
     return token.encode(settings=settings, issued_at=issued_at, lifetime=lifetime)
+
+
+@dataclass(frozen=True, slots=True)
+class OidcFlow:
+    """A sign-in with an OpenID provider under way, as the browser that started it
+    carries it in its flow cookie (signed like every token, so it cannot be
+    forged or altered): the provider, the `state` and `nonce` sent to it, the
+    PKCE verifier, and where to go once signed in. Only the browser holding it
+    can finish the flow: a callback's `state` must equal the cookie's. Lives
+    OIDC_FLOW_TTL."""
+
+    CLAIMS: ClassVar[tuple[str, ...]] = ("state", "nonce", "verifier", "redirect_to")
+    provider: str
+    state: str
+    nonce: str
+    verifier: str
+    redirect_to: str
+
+    def encode(self, *, settings: Settings, issued_at: datetime) -> str:
+        signing = settings.keyring.signing
+        payload = {
+            "sub": self.provider,
+            "jti": str(uuid.uuid4()),
+            "type": TokenType.OIDC_FLOW.value,
+            "iss": settings.JWT_ISSUER,
+            "aud": settings.JWT_AUDIENCE,
+            "iat": issued_at,
+            "exp": issued_at + settings.OIDC_FLOW_TTL,
+            "state": self.state,
+            "nonce": self.nonce,
+            "verifier": self.verifier,
+            "redirect_to": self.redirect_to,
+        }
+        return jwt.encode(
+            payload, signing.key, algorithm=signing.algorithm, headers={"kid": signing.kid}
+        )
+
+    @classmethod
+    def decode(cls, token: str, *, settings: Settings) -> Self:
+        try:
+            payload = _decode(
+                token,
+                settings=settings,
+                expected_type=TokenType.OIDC_FLOW,
+                required=[*REQUIRED_CLAIMS, *cls.CLAIMS],
+            )
+            values = {name: payload[name] for name in cls.CLAIMS}
+            if not all(isinstance(value, str) for value in values.values()):
+                raise InvalidToken("malformed flow")
+            return cls(provider=str(payload["sub"]), **values)
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
+            raise InvalidToken(str(exc)) from exc
+
+
+# What an OpenID provider may sign an ID token with: public-key algorithms only
+# (never `none`, never an HMAC keyed with a public value).
+ID_TOKEN_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+ID_TOKEN_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "nonce"]
+# Clock skew tolerated between this server and the provider.
+ID_TOKEN_LEEWAY = timedelta(seconds=60)
+
+
+def provider_keys(jwks: dict[str, Any], *, kid: object, algorithm: str) -> list[Any]:
+    """The keys of a provider's JWKS that may have signed a token with this
+    header's `kid` (any, without one) and `alg` (a key that names another is
+    not tried), as key objects; keys this library cannot read are skipped."""
+    entries = jwks.get("keys")
+    found: list[Any] = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        if (kid is not None and entry.get("kid") != kid) or entry.get(
+            "alg", algorithm
+        ) != algorithm:
+            continue
+        try:
+            found.append(jwt.PyJWK(entry, algorithm=algorithm).key)
+        except jwt.PyJWTError:
+            continue
+    return found
+
+
+def id_token_kid(token: str) -> object:
+    """The `kid` an ID token's header names (None without one): which of its
+    provider's keys to try, and whether its JWKS needs reading again."""
+    return _header(token).get("kid")
+
+
+def verify_id_token(
+    token: str, *, jwks: dict[str, Any], issuer: str, client_id: str, nonce: str
+) -> dict[str, Any]:
+    """The claims of an ID token (OpenID Connect Core §3.1.3.7), or InvalidToken:
+    signed by a key of the provider's JWKS with a public-key algorithm, issued by
+    `issuer` for `client_id` (and, among several audiences, authorised for it:
+    `azp`), unexpired, and carrying the `nonce` this browser's flow sent."""
+    header = _header(token)
+    algorithm = header.get("alg")
+    if algorithm not in ID_TOKEN_ALGORITHMS:
+        raise InvalidToken("the ID token's algorithm is not accepted")
+    for key in provider_keys(jwks, kid=header.get("kid"), algorithm=algorithm):
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=client_id,
+                issuer=issuer,
+                leeway=ID_TOKEN_LEEWAY,
+                options={"require": ID_TOKEN_CLAIMS},
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise InvalidToken(str(exc)) from exc
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if len(audiences) > 1 and claims.get("azp") != client_id:
+            raise InvalidToken("the ID token is not authorised for this client (azp)")
+        if not isinstance(claims["nonce"], str) or not hmac.compare_digest(
+            claims["nonce"].encode(), nonce.encode()
+        ):
+            raise InvalidToken("the ID token's nonce is not this flow's")
+        if not isinstance(claims["sub"], str) or not claims["sub"]:
+            raise InvalidToken("the ID token names no subject")
+        return claims
+    raise InvalidToken("no key of the provider verifies the ID token")

@@ -371,6 +371,29 @@ class AuditEvent(SQLModel, table=True):
     )
 
 
+class OidcIdentity(SQLModel, table=True):
+    """An account at an OpenID provider linked to a user: signing in there with
+    it (the provider's `sub`, unique per issuer) signs this user in here."""
+
+    __tablename__ = "oidc_identities"
+    __table_args__ = (
+        Index("ix_oidc_identities_provider_subject", "provider", "subject", unique=True),
+        Index("ix_oidc_identities_user_id", "user_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    # The provider's name in OIDC_PROVIDERS.
+    provider: str = Field(sa_column=Column(String(32), nullable=False))
+    # The ID token's `sub`: at most 255 ASCII characters (OpenID Connect Core §2).
+    subject: str = Field(sa_column=Column(String(255), nullable=False))
+    # The verified address the provider asserted when the link was made.
+    email: str = Field(sa_column=Column(String(320), nullable=False))
+    created_at: datetime = _timestamp()
+
+
 class Item(SQLModel, table=True):
     __tablename__ = "items"
     __table_args__ = (

@@ -36,6 +36,8 @@ class EventType(StrEnum):
     MFA_ENABLED = "mfa.enabled"
     MFA_DISABLED = "mfa.disabled"
     MFA_RECOVERY_CODES_REGENERATED = "mfa.recovery_codes_regenerated"
+    OIDC_LINKED = "oidc.linked"
+    OIDC_UNLINKED = "oidc.unlinked"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
     USER_DEACTIVATED = "user.deactivated"
@@ -50,14 +52,20 @@ class EventType(StrEnum):
 EVENT_DESCRIPTIONS: dict[EventType, str] = {
     EventType.REGISTERED: "An account was created (its first session with it).",
     EventType.LOGIN_SUCCEEDED: "A sign-in opened a session; `details.method`: `password`, or "
-    "`totp` or `recovery_code` for a second step; `details.new_device` when the account had "
+    "`totp` or `recovery_code` for a second step, `oidc` for an OpenID provider (with "
+    "`details.provider`); `details.new_device` when the account had "
     "not been used from this device before (its owner gets a notice).",
     EventType.LOGIN_FAILED: "A sign-in was refused; `details.reason`: `unknown_account`, "
     "`wrong_password`, `account_inactive`, `email_not_verified` or `account_changed`; for a "
     "second step `unknown_challenge`, `challenge_invalid` (spent, expired, out of guesses, or "
     "voided by a password change), `wrong_second_factor`, or `already_used` (the code or the "
-    "challenge, by a replay or a concurrent twin). One refused by the throttle (429) is not "
-    "recorded.",
+    "challenge, by a replay or a concurrent twin); for an OpenID provider (with "
+    "`details.provider`) `oidc_state_mismatch` (no flow cookie, another browser's, or a "
+    "forged `state`), `oidc_provider_error` (the provider answered an error), "
+    "`oidc_token_refused` (its token endpoint refused the code: replayed, or a wrong PKCE "
+    "verifier), `oidc_id_token_invalid` (signature, issuer, audience, expiry or nonce), "
+    "`oidc_email_unverified` (no verified address asserted). One refused by the throttle "
+    "(429) is not recorded.",
     EventType.LOGOUT: "A session was logged out with its refresh token.",
     EventType.LOGOUT_EVERYWHERE: "Every session of the account was logged out by its owner.",
     EventType.SESSION_ENDED: "One session was ended from the list of sessions.",
@@ -81,6 +89,13 @@ EVENT_DESCRIPTIONS: dict[EventType, str] = {
     "code or `recovery_code` that allowed it); its recovery codes are void.",
     EventType.MFA_RECOVERY_CODES_REGENERATED: "Ten new recovery codes were issued; the "
     "previous ones are void.",
+    EventType.OIDC_LINKED: "An account at an OpenID provider was linked to this one "
+    "(`details.provider`, `details.email`; `details.how`: `created` for a new account, "
+    "`linked` to an account whose address was verified (its owner gets a notice), "
+    "`claimed` for one whose address never was: its password was voided and every "
+    "session ended).",
+    EventType.OIDC_UNLINKED: "An OpenID provider's account was unlinked by the owner "
+    "(`details.provider`): it no longer signs in here.",
     EventType.API_KEY_CREATED: "An API key was created (`details.key_id`, `name`, `prefix`, "
     "`scopes`; never the key).",
     EventType.API_KEY_REVOKED: "An API key was revoked.",

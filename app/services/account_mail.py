@@ -240,6 +240,24 @@ async def queue_sign_in_notice(
     outbox.enqueue_mail(db=db, recipient=user.email, mail=mail)
 
 
+async def queue_oidc_linked_notice(
+    *, db: AsyncSession, settings: Settings, user: User, provider: str
+) -> None:
+    """Tell the account's address that an OpenID provider's account was linked to
+    it (app/services/oidc_accounts.py), if the address has room for one more mail."""
+    if not await _has_room(db=db, settings=settings, email=user.email):
+        return
+    mail = render_mail(
+        "notice_oidc_linked",
+        project=settings.PROJECT_NAME,
+        email=user.email,
+        provider=provider,
+        when=utcnow().strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    outbox.enqueue_mail(db=db, recipient=user.email, mail=mail)
+    await _charge(db=db, settings=settings, email=user.email)
+
+
 # --- Mails anyone may ask for by address ------------------------------------------
 # Asking answers the same, in the same time, for every address: the request only
 # counts itself against the limits and queues a row; the sender composes the mail

@@ -1,11 +1,14 @@
 """Passwords, tokens and sessions: the keys that sign, the lifetimes, the throttles."""
 
+import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Self
 
 from cryptography.fernet import MultiFernet
-from pydantic import PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from app.encryption_keys import EXAMPLE_ENCRYPTION_KEY, build_cipher
@@ -21,6 +24,31 @@ from app.signing_keys import (
     load_private_key,
     load_public_keys,
 )
+
+# A provider's name: in its routes (/api/auth/oidc/<name>/…) and the audit trail.
+OIDC_PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
+class OidcProviderSetting(BaseModel):
+    """One OpenID provider of OIDC_PROVIDERS (its secret is in OIDC_CLIENT_SECRETS)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issuer: str
+    client_id: str
+    scopes: str = "openid email profile"
+
+
+@dataclass(frozen=True, slots=True)
+class OidcProviderConfig:
+    """A configured provider, its secret joined to it."""
+
+    name: str
+    issuer: str
+    client_id: str
+    client_secret: SecretStr
+    scopes: str
+
 
 # The value shipped in .env.example: fine on a laptop, refused in production.
 EXAMPLE_SECRET_KEY = "changethis-example-secret-key-do-not-use-in-production"
@@ -169,6 +197,26 @@ class AuthSettings(SettingsGroup):
         "`issuer`); empty: PROJECT_NAME.",
     )
 
+    OIDC_PROVIDERS: dict[str, OidcProviderSetting] = setting(
+        {},
+        "OpenID Connect providers users may sign in with, as JSON: "
+        '{"<name>": {"issuer": "https://accounts.google.com", "client_id": "…"}}, '
+        'optionally with "scopes" (default "openid email profile"). The name (a-z, 0-9, '
+        "-) is in the routes: register https://<DOMAIN>/api/auth/oidc/<name>/callback "
+        "as the redirect URI. The issuer must be https (outside local and test) and equal "
+        "the one its discovery document names. docs/auth.md, 'Sign in with OpenID Connect'.",
+    )
+    OIDC_CLIENT_SECRETS: SecretStr = setting(
+        SecretStr(""),
+        'The client secret of each OIDC_PROVIDERS entry, as JSON: {"<name>": "<secret>"}.',
+    )
+    OIDC_FLOW_TTL: PositiveDuration = setting(
+        timedelta(minutes=10),
+        "How long a sign-in with an OpenID provider may take, from leaving for the "
+        "provider to coming back: the life of the cookie that binds the flow's state, "
+        "nonce and PKCE verifier to the browser.",
+    )
+
     # Built from the key settings when they load (see _load_keys).
     _keyring: KeyRing = PrivateAttr()
     _totp_cipher: MultiFernet = PrivateAttr()
@@ -182,7 +230,34 @@ class AuthSettings(SettingsGroup):
     def _load_keys(self) -> Self:
         """Once, at load: a key that cannot be read stops start-up, naming the setting."""
         self._read_keys()
+        self.oidc_providers  # noqa: B018 (raises ValueError on a provider it cannot use)
         return self
+
+    @property
+    def oidc_providers(self) -> dict[str, OidcProviderConfig]:
+        """OIDC_PROVIDERS with their secrets; ValueError names what is wrong."""
+        raw = self.OIDC_CLIENT_SECRETS.get_secret_value().strip()
+        try:
+            secrets = json.loads(raw) if raw else {}
+        except ValueError:
+            raise ValueError("OIDC_CLIENT_SECRETS must be a JSON object") from None
+        if not isinstance(secrets, dict):
+            raise ValueError("OIDC_CLIENT_SECRETS must be a JSON object")
+        providers: dict[str, OidcProviderConfig] = {}
+        for name, provider in self.OIDC_PROVIDERS.items():
+            if not OIDC_PROVIDER_NAME.fullmatch(name):
+                raise ValueError(f"OIDC_PROVIDERS: {name!r} is not a name (a-z, 0-9, -)")
+            secret = secrets.get(name)
+            if not isinstance(secret, str) or not secret:
+                raise ValueError(f"OIDC_CLIENT_SECRETS has no secret for provider {name!r}")
+            providers[name] = OidcProviderConfig(
+                name=name,
+                issuer=provider.issuer,
+                client_id=provider.client_id,
+                client_secret=SecretStr(secret),
+                scopes=provider.scopes,
+            )
+        return providers
 
     def _read_keys(self) -> None:
         self._keyring = self._read_keyring()

@@ -114,8 +114,21 @@ def bearer_operations() -> list[Operation]:
     return [operation for operation in operations() if operation.requires_bearer]
 
 
+# Operations whose path names no user's resource but a provider of the settings,
+# open to anyone (a browser's sign-in), and need one configured to answer more
+# than a 404: tests/security/test_oidc_attacks.py attacks them.
+SIGN_IN_WITH_A_PROVIDER = {
+    "GET /api/auth/oidc/{provider}/start",
+    "GET /api/auth/oidc/{provider}/callback",
+}
+
+
 def operations_with_path_ids() -> list[Operation]:
-    return [operation for operation in operations() if operation.path_parameters]
+    return [
+        operation
+        for operation in operations()
+        if operation.path_parameters and str(operation) not in SIGN_IN_WITH_A_PROVIDER
+    ]
 
 
 def json_write_operations() -> list[Operation]:
@@ -127,10 +140,13 @@ def json_write_operations() -> list[Operation]:
 
 
 def query_parameters() -> list[tuple[Operation, str]]:
+    """Every GET's query parameters, but a provider sign-in's: their values are
+    compared with the flow cookie's or sent to the provider, never queried
+    (tests/security/test_text_fields.py still sends them any text)."""
     return [
         (operation, name)
         for operation in operations()
-        if operation.method == "GET"
+        if operation.method == "GET" and str(operation) not in SIGN_IN_WITH_A_PROVIDER
         for name in operation.query_parameters
     ]
 
@@ -180,6 +196,8 @@ class World:
     victim_item: dict[str, Any]
     victim_session: str
     victim_key: str
+    # The provider the victim's account is linked to (`linked_at_provider`).
+    victim_provider: str = "victims-provider"
 
     def path_id(self, parameter: str) -> int | str:
         ids: dict[str, int | str] = {
@@ -188,6 +206,7 @@ class World:
             "session_id": self.victim_session,
             "name": VICTIM_ROLE,
             "key_id": self.victim_key,
+            "provider": self.victim_provider,
         }
         assert parameter in ids, (
             f"path parameter {parameter!r} is new: teach tests/security/surface.py "
@@ -211,7 +230,7 @@ class World:
 
 # The path parameters World knows how to aim: the IDOR suite asserts the API has
 # exactly these, so a new kind of resource fails until it is added here.
-KNOWN_PATH_PARAMETERS = {"item_id", "user_id", "session_id", "name", "key_id"}
+KNOWN_PATH_PARAMETERS = {"item_id", "user_id", "session_id", "name", "key_id", "provider"}
 # The role the victim holds (a harmless one: what everyone holds), and the one the
 # role schemas' examples name.
 VICTIM_ROLE = "victims-role"
@@ -223,6 +242,7 @@ MISSING_PATH_IDS: dict[str, int | str] = {
     "session_id": "5e551075-0000-4000-8000-000000000000",
     "name": "no-such-role",
     "key_id": "5e551075-0000-4000-8000-00000000ce75",
+    "provider": "no-such-provider",
 }
 
 
@@ -242,6 +262,19 @@ async def populate(client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> W
         victim_session=await second_session(client, "victim@example.com", "Victim's phone"),
         victim_key=await api_key(client, victim["access_token"], "Victim's key"),
     )
+
+
+async def link_to_provider(app: FastAPI, world: World) -> None:
+    """Link the victim's account to an OpenID provider's, as a sign-in there would
+    (the app under attack has no provider configured)."""
+    async with app.state.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO oidc_identities (user_id, provider, subject, email)"
+                " VALUES (:user_id, :provider, 'victims-subject', 'victim@example.com')"
+            ),
+            {"user_id": world.victim["user"]["id"], "provider": world.victim_provider},
+        )
 
 
 async def define_role(client: httpx.AsyncClient, token: str, name: str, description: str) -> None:

@@ -14,6 +14,7 @@ from tests.security.surface import (
     World,
     bearer_operations,
     example_request_body,
+    link_to_provider,
     operations,
     operations_with_path_ids,
     populate,
@@ -30,8 +31,10 @@ NAMELESS_LISTINGS = {"GET /api/auth/totp"}
 
 
 @pytest.fixture
-async def world(client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> World:
-    return await populate(client, admin_tokens)
+async def world(app: FastAPI, client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> World:
+    world = await populate(client, admin_tokens)
+    await link_to_provider(app, world)
+    return world
 
 
 def missing_url(operation: Operation) -> str:
@@ -65,6 +68,7 @@ def test_the_suite_attacks_every_method_on_every_path_with_an_id() -> None:
         "DELETE /api/auth/api-keys/{key_id}",
         "GET /api/users/{user_id}/api-keys",
         "DELETE /api/users/{user_id}/api-keys/{key_id}",
+        "DELETE /api/auth/oidc/links/{provider}",
     }
 
 

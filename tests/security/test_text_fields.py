@@ -181,6 +181,9 @@ OPERATIONS = [
     Operation(
         "POST", "/api/auth/totp/recovery-codes", frozenset({409}), lambda _: {"code": "123456"}
     ),
+    # The test server configures no OpenID provider: a valid call finds none.
+    Operation("GET", "/api/auth/oidc/{provider}/start", frozenset({404})),
+    Operation("GET", "/api/auth/oidc/{provider}/callback", frozenset({404})),
     Operation("GET", "/api/items/", frozenset({200})),
     Operation("GET", "/api/users/", frozenset({200}), admin=True),
     Operation("GET", "/api/users/me/events", frozenset({200})),
@@ -287,6 +290,7 @@ def _call(
         )
         assert role.status_code == 201, role.text
         path = path.replace("{name}", role.json()["name"])
+    path = path.replace("{provider}", "unconfigured")
     url = f"{live.base_url}{path}"
     if where == "query":
         return http.request(
