@@ -79,6 +79,11 @@ SECRETS: dict[str, tuple[str, Callable[[Settings], object], object]] = {
         lambda loaded: [plain(key) for key in loaded.TOTP_ENCRYPTION_KEYS],
         [TEST_TOTP_KEY, EXAMPLE_ENCRYPTION_KEY],
     ),
+    "OIDC_CLIENT_SECRETS": (
+        '{"google": "a client secret"}\n',
+        lambda loaded: plain(loaded.OIDC_CLIENT_SECRETS),
+        '{"google": "a client secret"}',
+    ),
     "SMTP_PASSWORD": (
         "an SMTP app password \n",
         lambda loaded: plain(loaded.SMTP_PASSWORD),
