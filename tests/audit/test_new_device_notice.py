@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from app.auth.transports import DEVICE_COOKIE
 from app.config import Settings
+from tests.audit.helpers import MY_EVENTS, events
 from tests.conftest import (
     ATTACKER_ADDRESS,
     CLIENT_ADDRESS,
@@ -69,13 +70,10 @@ async def new_device_flags(app: FastAPI, answer: httpx.Response) -> list[bool]:
     """`details.new_device` of each of the account's sign-ins, newest first, as
     its own list of events shows them (read with the session `answer` opened)."""
     async with client_at(app, CLIENT_ADDRESS) as http:
-        events = await http.get(
-            "/api/users/me/events",
-            params={"type": "login.succeeded"},
-            headers=bearer(answer.json()["access_token"]),
+        signed_in = await events(
+            http, answer.json()["access_token"], MY_EVENTS, type="login.succeeded"
         )
-    assert events.status_code == 200, events.text
-    return [event["details"]["new_device"] for event in events.json()["items"]]
+    return [event["details"]["new_device"] for event in signed_in]
 
 
 async def test_signing_in_where_the_account_registered_mails_no_notice(app: FastAPI) -> None:
