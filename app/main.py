@@ -96,7 +96,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await reader.open()
     try:
         async with (
-            oidc.new_client() as http,
             periodic_sweeps(
                 session_factory=app.state.session_factory, settings=app.state.settings
             ) as sweeper,
@@ -106,10 +105,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 compose=compose_account_mail,
             ) as mailer,
         ):
-            app.state.oidc = oidc.Providers.from_settings(app.state.settings, http)
+            app.state.oidc = oidc.Providers.from_settings(app.state.settings)
             app.state.sweeper = sweeper
             app.state.mailer = mailer
-            yield
+            try:
+                yield
+            finally:
+                await app.state.oidc.aclose()
     finally:
         await reader.close()
         await engine.dispose()

@@ -2,7 +2,10 @@
 document and keys, the authorization request (PKCE S256, `state`, `nonce`), and
 the code's redemption at the token endpoint with its ID token verified
 (app/auth/tokens.py `verify_id_token`). Outgoing calls go through one
-httpx.AsyncClient per app (`Providers.http`), opened and closed with its lifespan.
+httpx.AsyncClient per worker (`Providers.http`), opened at the first call to a
+provider and closed with the app's lifespan: a client holds an SSL context with
+the whole CA bundle (~2 MB), which a worker that never signs anyone in through a
+provider should not pay for (docs/performance.md, memory).
 
 No database, no request, no cookie here: the flow's state travels in the
 browser's flow cookie (tokens.OidcFlow, carried by app/auth/oidc_routes.py) and
@@ -257,19 +260,29 @@ class Provider:
 class Providers:
     """The configured providers, and the HTTP client their calls share."""
 
-    http: httpx.AsyncClient
     by_name: dict[str, Provider]
+    _http: httpx.AsyncClient | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, http: httpx.AsyncClient) -> "Providers":
+    def from_settings(cls, settings: Settings) -> "Providers":
         allow_http = settings.allows_plain_http_providers
         return cls(
-            http=http,
             by_name={
                 name: Provider(config=config, allow_http=allow_http)
                 for name, config in settings.oidc_providers.items()
             },
         )
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = new_client()
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     def get(self, name: str) -> Provider:
         provider = self.by_name.get(name)

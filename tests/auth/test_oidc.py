@@ -11,7 +11,9 @@ from tests.auth.cookie_sessions import ACCESS, CSRF, CSRF_HEADER, set_cookies
 from tests.auth.second_factor import TotpClock, enable
 from tests.conftest import (
     ATTACKER_ADDRESS,
+    CLIENT_ADDRESS,
     PASSWORD,
+    app_with,
     assert_session_ended,
     bearer,
     client_at,
@@ -20,7 +22,7 @@ from tests.conftest import (
 )
 from tests.mail.helpers import outbox, rows
 from tests.oidc.helpers import audit, links_of, signed_in, user_row, verified_account
-from tests.oidc.provider import PROVIDER, account, sign_in
+from tests.oidc.provider import PROVIDER, OpenIdProvider, account, sign_in
 
 LINKS = "/api/auth/oidc/links"
 EMAIL = "grace@example.com"
@@ -208,3 +210,20 @@ async def test_the_password_still_signs_in_a_linked_account(
     await verified_account(browser, oidc_app, EMAIL)
     signed_in(await sign_in(browser, account(EMAIL)))
     assert (await login(browser, EMAIL, PASSWORD))["access_token"]
+
+
+async def test_the_providers_client_opens_at_the_first_sign_in_and_closes_with_the_app(
+    app: FastAPI, oidc_provider: OpenIdProvider
+) -> None:
+    """A worker that never signs anyone in through a provider holds no client (its
+    SSL context with the CA bundle costs each worker ~2 MB)."""
+    async with app_with(app.state.settings, **oidc_provider.settings()) as application:
+        providers = application.state.oidc
+        async with client_at(application, CLIENT_ADDRESS) as http:
+            assert (await http.get("/api/health")).status_code == 200
+            assert providers._http is None
+            signed_in(await sign_in(http, account(EMAIL)))
+        client = providers._http
+        assert client is not None
+    assert client.is_closed
+    assert providers._http is None
