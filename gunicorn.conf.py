@@ -17,6 +17,15 @@ if TYPE_CHECKING:
     from gunicorn.arbiter import Arbiter
     from gunicorn.workers.base import Worker
 
+# The master collects no garbage from here on (it loads this file before it
+# imports the app): what importing frees by collection leaves holes in the pages
+# the workers will share, and each worker's first objects, placed in those holes,
+# would make a private copy of every such page. Python's own advice for fork
+# without exec (the gc module's docs, gc.freeze): disable early in the parent,
+# freeze before the fork (pre_fork), enable in the child (post_fork). The
+# master's own loop makes next to no cycles.
+gc.disable()
+
 bind = "0.0.0.0:8000"
 worker_class = "uvicorn_worker.UvicornWorker"
 # 2 per container suits a 2-core host; scale out with `--scale app=N` instead.
@@ -78,13 +87,11 @@ _drain_probe: ThreadingHTTPServer | None = None
 
 
 def pre_fork(server: "Arbiter", worker: "Worker") -> None:
-    """In the master, before each fork: collect what importing the app left as
-    garbage, then freeze the rest, the objects the workers inherit, out of the
-    garbage collector's reach. Otherwise every collection in a worker writes to
-    their headers and the kernel copies each page it touches: the shared app
-    would become a private copy per worker within minutes of traffic."""
+    """In the master, before each fork: freeze every object the workers inherit
+    out of the garbage collector's reach. Otherwise every collection in a worker
+    writes to their headers and the kernel copies each page it touches: the
+    shared app would become a private copy per worker within minutes of traffic."""
     import_what_a_worker_imports()
-    gc.collect()
     gc.freeze()
 
 
@@ -108,7 +115,9 @@ def import_what_a_worker_imports() -> None:
 
 
 def post_fork(server: "Arbiter", worker: "Worker") -> None:
-    """In each worker: the master's drain probe is the master's alone."""
+    """In each worker: garbage is collected again (of its own objects; the
+    master's are frozen), and the master's drain probe is the master's alone."""
+    gc.enable()
     if _drain_probe is not None:
         _drain_probe.socket.close()
 

@@ -201,7 +201,7 @@ def test_a_worker_inherits_no_socket_from_the_master_but_the_listener(gunicorn: 
 
 
 IMPORT_PROGRAM = """
-import json, os, threading
+import json, os, sys, threading
 
 def sockets():
     found = set()
@@ -220,18 +220,28 @@ print(json.dumps({
     "new_sockets": sorted(sockets() - before),
     "threads": len(os.listdir("/proc/self/task")),
     "python_threads": threading.active_count(),
+    "lazy_libraries_loaded": sorted(set(sys.argv[1:]) & set(sys.modules)),
 }))
 """
 
 
-def test_importing_the_app_opens_no_socket_and_starts_no_thread(
+# Libraries only some requests need, imported by them: in the master they would
+# add their size to every container (docs/performance.md, memory).
+LAZY_LIBRARIES = [
+    "httpx",  # the OpenID providers' client (app/auth/oidc.py)
+    "segno",  # the TOTP QR code (app/auth/totp.py)
+]
+
+
+def test_importing_the_app_opens_no_socket_and_starts_no_thread_nor_lazy_library(
     settings: Settings, tmp_path: Path
 ) -> None:
     """What the master does with preload_app: anything opened here would be
     shared by every worker forked from it, and a thread would not survive the fork
-    (an event loop opens sockets too: its self-pipe)."""
+    (an event loop opens sockets too: its self-pipe). And the libraries kept for
+    the requests that need them stay out."""
     shown = subprocess.run(
-        [sys.executable, "-c", IMPORT_PROGRAM],
+        [sys.executable, "-c", IMPORT_PROGRAM, *LAZY_LIBRARIES],
         cwd=tmp_path,  # no .env
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -240,4 +250,9 @@ def test_importing_the_app_opens_no_socket_and_starts_no_thread(
         timeout=60,
     )
     found = json.loads(shown.stdout.splitlines()[-1])
-    assert found == {"new_sockets": [], "threads": 1, "python_threads": 1}
+    assert found == {
+        "new_sockets": [],
+        "threads": 1,
+        "python_threads": 1,
+        "lazy_libraries_loaded": [],
+    }

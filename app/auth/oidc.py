@@ -19,15 +19,19 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, urlencode, urlsplit
-
-import httpx
 
 from app.auth import tokens
 from app.config import Settings
 from app.exceptions import NotFound, OidcProviderFailed
 from app.settings.auth import OidcProviderConfig
+
+if TYPE_CHECKING:
+    # Imported where a call is made, not here: httpx and its transport (~1.5 MB)
+    # load only in a worker that signs someone in through a provider.
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +115,9 @@ class Provider:
         logger.error("OpenID provider %r refused: %s", self.name, why)
         return OidcProviderFailed(f"The OpenID provider {self.name!r} is misconfigured: {why}")
 
-    async def _get_json(self, http: httpx.AsyncClient, url: str, what: str) -> dict[str, Any]:
+    async def _get_json(self, http: "httpx.AsyncClient", url: str, what: str) -> dict[str, Any]:
+        import httpx
+
         try:
             response = await http.get(url, timeout=HTTP_TIMEOUT_SECONDS)
             response.raise_for_status()
@@ -125,7 +131,7 @@ class Provider:
             raise self._misconfigured(f"its {what} is not a JSON object")
         return document
 
-    async def metadata(self, http: httpx.AsyncClient) -> Metadata:
+    async def metadata(self, http: "httpx.AsyncClient") -> Metadata:
         """The discovery document (OpenID Connect Discovery §4), read at first use
         and every METADATA_TTL_SECONDS. Its `issuer` must equal the configured
         one exactly (§4.3): else the provider is refused, with a clear error."""
@@ -153,7 +159,7 @@ class Provider:
             return self._metadata
 
     async def _keys(
-        self, http: httpx.AsyncClient, metadata: Metadata, kid: object
+        self, http: "httpx.AsyncClient", metadata: Metadata, kid: object
     ) -> dict[str, Any]:
         """The JWKS, read again when stale or when it lacks the token's kid (a
         rotation), at most every JWKS_REFRESH_INTERVAL_SECONDS for the latter."""
@@ -169,7 +175,7 @@ class Provider:
             return self._jwks
 
     async def authorization_url(
-        self, http: httpx.AsyncClient, flow: tokens.OidcFlow, *, redirect_uri: str
+        self, http: "httpx.AsyncClient", flow: tokens.OidcFlow, *, redirect_uri: str
     ) -> str:
         """Where to send the browser: the authorization code flow with PKCE S256."""
         metadata = await self.metadata(http)
@@ -189,11 +195,13 @@ class Provider:
         return f"{metadata.authorization_endpoint}{separator}{query}"
 
     async def redeem(
-        self, http: httpx.AsyncClient, flow: tokens.OidcFlow, *, code: str, redirect_uri: str
+        self, http: "httpx.AsyncClient", flow: tokens.OidcFlow, *, code: str, redirect_uri: str
     ) -> Identity:
         """Trade the code (with the flow's PKCE verifier) for tokens at the token
         endpoint, authenticated with the client secret (client_secret_basic), and
         verify the ID token it answers: who signed in."""
+        import httpx
+
         metadata = await self.metadata(http)
         try:
             response = await http.post(
@@ -221,7 +229,7 @@ class Provider:
             answer = response.json()
         except ValueError:
             answer = None
-        if response.status_code != httpx.codes.OK or not isinstance(answer, dict):
+        if response.status_code != HTTPStatus.OK or not isinstance(answer, dict):
             error = answer.get("error") if isinstance(answer, dict) else response.status_code
             raise OidcFailure("oidc_token_refused", f"the token endpoint refused the code: {error}")
         id_token = answer.get("id_token")
@@ -230,7 +238,7 @@ class Provider:
         return await self.verify(http, metadata, id_token, nonce=flow.nonce)
 
     async def verify(
-        self, http: httpx.AsyncClient, metadata: Metadata, id_token: str, *, nonce: str
+        self, http: "httpx.AsyncClient", metadata: Metadata, id_token: str, *, nonce: str
     ) -> Identity:
         try:
             kid = tokens.id_token_kid(id_token)
@@ -261,7 +269,7 @@ class Providers:
     """The configured providers, and the HTTP client their calls share."""
 
     by_name: dict[str, Provider]
-    _http: httpx.AsyncClient | None = None
+    _http: "httpx.AsyncClient | None" = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Providers":
@@ -274,7 +282,7 @@ class Providers:
         )
 
     @property
-    def http(self) -> httpx.AsyncClient:
+    def http(self) -> "httpx.AsyncClient":
         if self._http is None:
             self._http = new_client()
         return self._http
@@ -296,7 +304,9 @@ def redirect_uri(settings: Settings, provider: str) -> str:
     return f"https://{settings.DOMAIN}/api/auth/oidc/{provider}/callback"
 
 
-def new_client() -> httpx.AsyncClient:
+def new_client() -> "httpx.AsyncClient":
     """The app's client for outgoing calls to providers: no redirects followed
     (a discovery document or a token answer comes from where it was asked)."""
+    import httpx
+
     return httpx.AsyncClient(follow_redirects=False, timeout=HTTP_TIMEOUT_SECONDS)

@@ -37,11 +37,12 @@ ATTACKER = "attacker@example.com"
 async def interceptor(oidc_app: FastAPI) -> AsyncIterator[Interceptor]:
     """Stand between the app and the provider for the test."""
     interceptor = Interceptor()
-    original = oidc_app.state.oidc.http
+    providers = oidc_app.state.oidc
+    await providers.aclose()
     async with httpx.AsyncClient(transport=interceptor) as http:
-        oidc_app.state.oidc.http = http
+        providers._http = http  # the client the providers open at their first call
         yield interceptor
-    oidc_app.state.oidc.http = original
+    providers._http = None
 
 
 async def refused_for(app: FastAPI, response: httpx.Response, reason: str) -> None:
