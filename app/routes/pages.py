@@ -1,5 +1,5 @@
 """The HTML pages the app serves itself: those mailed links open
-(app/routes/account_mail.py).
+(app/routes/account_mail.py) and the account page, `GET /account`.
 
 Every page is one template (app/mail/templates/pages/) with its own script and
 style, allowed by a nonce drawn for each response. Strict headers: a CSP allowing
@@ -10,9 +10,13 @@ Not part of the API's OpenAPI (they answer HTML).
 
 import secrets
 
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from app.dependencies import SettingsDep
 from app.mail.render import render_page
+
+router = APIRouter(include_in_schema=False)
 
 # The policy of every page; `{nonce}` is the response's own.
 POLICY = (
@@ -46,3 +50,11 @@ def page(
             "X-Frame-Options": "DENY",
         },
     )
+
+
+@router.get("/account", response_class=HTMLResponse)
+async def account_page(settings: SettingsDep) -> HTMLResponse:
+    """Sign in, and manage the account's ways in: second factor, passkeys,
+    sessions, linked providers. Everything goes through the JSON API with the
+    cookie session (docs/auth.md, "The account page")."""
+    return page("account", settings.PROJECT_NAME, images_from_data=True)
