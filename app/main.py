@@ -31,6 +31,7 @@ from app.routes import (
     audit,
     health,
     items,
+    pages,
     roles,
     second_factor,
     users,
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         wellknown.router,
         account_mail.router,
         account_mail.pages_router,
+        pages.router,
     ):
         app.include_router(router)
     add_docs(app)

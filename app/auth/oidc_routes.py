@@ -2,7 +2,8 @@
 sends the browser to the provider with the flow cookie set, the provider sends
 it back to `callback`, which opens a cookie session (app/auth/cookies.py) and
 sends it on to `redirect_to`. And the caller's links to providers, listed and
-unlinked. docs/auth.md, "Sign in with OpenID Connect"."""
+unlinked. And the list of providers, for a sign-in page's buttons.
+docs/auth.md, "Sign in with OpenID Connect"."""
 
 from typing import Annotated
 
@@ -38,6 +39,7 @@ from app.schema.oidc import (
     MAX_CALLBACK_VALUE_LENGTH,
     MAX_REDIRECT_LENGTH,
     OidcLinkOut,
+    OidcProviderOut,
     same_origin_path,
 )
 from app.services import oidc_accounts as oidc_accounts_service
@@ -90,6 +92,22 @@ def _expire_flow_cookie(response: Response, provider: str) -> None:
     response.delete_cookie(
         FLOW_COOKIE, path=_callback_path(provider), secure=True, httponly=True, samesite="lax"
     )
+
+
+@router.get(
+    "/providers",
+    response_model=list[OidcProviderOut],
+    summary="The OpenID providers one may sign in with",
+)
+async def list_providers(providers: OidcProvidersDep) -> list[OidcProviderOut]:
+    """Each configured provider's name (for `/api/auth/oidc/{name}/start`) and what
+    its sign-in button says, in the order of OIDC_PROVIDERS; empty when none is
+    configured. Public: nothing of a provider's configuration (its issuer, client
+    id or secret) is in it."""
+    return [
+        OidcProviderOut(name=provider.name, display_name=provider.config.display_name)
+        for provider in providers.by_name.values()
+    ]
 
 
 @router.get(

@@ -7,7 +7,10 @@ template cannot run code, and a missing value is an error, not an empty string.
 
 A mail is email/NAME.txt (its first line `Subject: …`) and email/NAME.html; a
 page is pages/NAME.html (its first line `Title: …`), wrapped in pages/layout.html,
-the head and style every page shares.
+the head and style every page shares. A page may have a script and a style of
+its own, pages/NAME.js and pages/NAME.css: files of ours, not values, so they go
+in as they are (`$page_script` in the page's nonce'd <script>, the style at the
+end of the layout's <style>), and are neither escaped nor read as templates.
 """
 
 import html
@@ -54,8 +57,27 @@ def render_mail(name: str, **values: str) -> RenderedMail:
     return RenderedMail(subject=subject, text=text, html=page)
 
 
+@cache
+def _page_asset(name: str, suffix: str, element: str) -> str:
+    """pages/NAME.SUFFIX as it is, or "" if there is none. It must not close the
+    element it goes into."""
+    path = TEMPLATES / "pages" / f"{name}.{suffix}"
+    if not path.exists():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    if f"</{element}" in text.lower():
+        raise ValueError(f"pages/{name}.{suffix} must not hold '</{element}'")
+    return text
+
+
 def render_page(name: str, **values: str) -> str:
     """pages/NAME.html in the layout; the values fill both."""
     escaped = _escaped(values)
-    title, body = _headed(f"pages/{name}.html", escaped, TITLE_PREFIX)
-    return _template("pages/layout.html").substitute(escaped, title=title, body=body)
+    title, body = _headed(
+        f"pages/{name}.html",
+        {**escaped, "page_script": _page_asset(name, "js", "script")},
+        TITLE_PREFIX,
+    )
+    return _template("pages/layout.html").substitute(
+        escaped, title=title, body=body, page_style=_page_asset(name, "css", "style")
+    )

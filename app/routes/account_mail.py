@@ -4,12 +4,10 @@ pages the mailed links open.
 
 The pages are static HTML whose inline script reads the token from the link's
 fragment (never sent to a server, so in no access log), removes it from the
-address bar, and POSTs it to the API. Strict headers: a CSP allowing only this
-response's own script and style (by nonce) and requests to this origin, no
-referrer, no framing, no caching. Not part of the API's OpenAPI (they answer HTML).
+address bar, and POSTs it to the API; they are served with the strict headers
+of every page (app/routes/pages.py).
 """
 
-import secrets
 from typing import NamedTuple
 
 from fastapi import APIRouter, Depends, Request, status
@@ -18,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from app.auth.transports import no_store
 from app.dependencies import DbSession, SettingsDep, client_of
 from app.exceptions import EmailTaken, InvalidLink, TooManyMailRequests, error_responses
-from app.mail.render import render_page
+from app.routes.pages import page
 from app.schema.account_mail import AddressRequest, EmailVerification, MailQueued, PasswordReset
 from app.services import account_mail as account_mail_service
 
@@ -126,28 +124,9 @@ async def secure_account(data: EmailVerification, db: DbSession, settings: Setti
 # --- The pages mailed links open --------------------------------------------------
 
 
-def _page(template: str, project: str, **values: str) -> HTMLResponse:
-    nonce = secrets.token_urlsafe(16)
-    policy = (
-        "default-src 'none'; "
-        f"script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
-        "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
-    )
-    return HTMLResponse(
-        render_page(template, project=project, nonce=nonce, **values),
-        headers={
-            "Content-Security-Policy": policy,
-            "Referrer-Policy": "no-referrer",
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": "DENY",
-        },
-    )
-
-
 @pages_router.get("/reset-password", response_class=HTMLResponse)
 async def reset_password_page(settings: SettingsDep) -> HTMLResponse:
-    return _page("reset_password", settings.PROJECT_NAME)
+    return page("reset_password", settings.PROJECT_NAME)
 
 
 class _SpentOnOpening(NamedTuple):
@@ -175,10 +154,15 @@ SPENT_ON_OPENING = {
 
 
 def _spent_on_opening(name: str, project: str) -> HTMLResponse:
-    page = SPENT_ON_OPENING[name]
+    spent = SPENT_ON_OPENING[name]
     api = f"{router.prefix}/{name}"
-    return _page(
-        "spent_on_opening", project, title=page.title, working=page.working, api=api, done=page.done
+    return page(
+        "spent_on_opening",
+        project,
+        title=spent.title,
+        working=spent.working,
+        api=api,
+        done=spent.done,
     )
 
 

@@ -1,5 +1,5 @@
-"""OpenID Connect shapes: where a sign-in may return to, and a user's links to
-providers as the list shows them."""
+"""OpenID Connect shapes: where a sign-in may return to, a user's links to
+providers as the list shows them, and the providers a sign-in page offers."""
 
 import string
 from datetime import datetime
@@ -38,3 +38,16 @@ class OidcLinkOut(BaseModel):
     provider: str = Field(description="The provider's name, as in the sign-in routes.")
     email: str = Field(description="The verified address the provider asserted at linking.")
     created_at: datetime = Field(description="When the link was made.")
+
+
+class OidcProviderOut(BaseModel):
+    """A configured provider, as a sign-in page shows it: nothing of its
+    configuration but its name and what its button says."""
+
+    name: str = Field(
+        description="As in the sign-in routes: `/api/auth/oidc/{name}/start`.", examples=["google"]
+    )
+    display_name: str = Field(
+        description="What its sign-in button says (OIDC_PROVIDERS' `display_name`, else the name).",
+        examples=["Google"],
+    )

@@ -8,7 +8,15 @@ from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Self
 
 from cryptography.fernet import MultiFernet
-from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import NoDecode
 
 from app.encryption_keys import EXAMPLE_ENCRYPTION_KEY, build_cipher
@@ -37,6 +45,8 @@ class OidcProviderSetting(BaseModel):
     issuer: str
     client_id: str
     scopes: str = "openid email profile"
+    # What the sign-in button says ("Sign in with Google"); public.
+    display_name: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,7 @@ class OidcProviderConfig:
     client_id: str
     client_secret: SecretStr
     scopes: str
+    display_name: str
 
 
 # The value shipped in .env.example: fine on a laptop, refused in production.
@@ -201,7 +212,8 @@ class AuthSettings(SettingsGroup):
         {},
         "OpenID Connect providers users may sign in with, as JSON: "
         '{"<name>": {"issuer": "https://accounts.google.com", "client_id": "…"}}, '
-        'optionally with "scopes" (default "openid email profile"). The name (a-z, 0-9, '
+        'optionally with "scopes" (default "openid email profile") and "display_name" '
+        "(what the sign-in button says; default: the name). The name (a-z, 0-9, "
         "-) is in the routes: register https://<DOMAIN>/api/auth/oidc/<name>/callback "
         "as the redirect URI. The issuer must be https (outside local and test) and equal "
         "the one its discovery document names. docs/auth.md, 'Sign in with OpenID Connect'.",
@@ -256,6 +268,7 @@ class AuthSettings(SettingsGroup):
                 client_id=provider.client_id,
                 client_secret=SecretStr(secret),
                 scopes=provider.scopes,
+                display_name=provider.display_name or name,
             )
         return providers
 

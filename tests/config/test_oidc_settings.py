@@ -57,3 +57,13 @@ def test_an_http_issuer_is_refused_outside_local_and_test(monkeypatch: pytest.Mo
     assert from_env(monkeypatch, plain, ENVIRONMENT="test")
     with pytest.raises(ValidationError, match="must be https"):
         from_env(monkeypatch, plain, ENVIRONMENT="staging")
+
+
+def test_a_display_name_is_optional_and_defaults_to_the_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    named = {"google": {**GOOGLE["google"], "display_name": "Google"}}
+    assert from_env(monkeypatch, named)["google"].display_name == "Google"
+    assert from_env(monkeypatch, GOOGLE)["google"].display_name == "google"
+    with pytest.raises(ValidationError, match="display_name"):
+        from_env(monkeypatch, {"google": {**GOOGLE["google"], "display_name": ""}})
