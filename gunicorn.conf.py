@@ -102,7 +102,9 @@ def import_what_a_worker_imports() -> None:
     for module in (
         "uvloop",
         "httptools",
+        "uvicorn.loops.auto",
         "uvicorn.loops.uvloop",
+        "uvicorn.protocols.http.auto",
         "uvicorn.protocols.http.httptools_impl",
         "uvicorn.protocols.websockets.auto",
         "uvicorn.lifespan.on",
