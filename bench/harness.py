@@ -560,6 +560,18 @@ def targets(report: Report, bcrypt_seconds: list[float]) -> list[Target]:
     return found
 
 
+def server_python_version() -> str:
+    """The servers' interpreter (the runtime venv's: the image's Python when the
+    machine has it), not the harness's own."""
+    shown = subprocess.run(  # noqa: S603 (our own venv's interpreter)
+        [str(RUNTIME_BIN / "python"), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return shown.stdout.strip()
+
+
 def machine() -> dict[str, Any]:
     model = ""
     cpuinfo = Path("/proc/cpuinfo")
@@ -574,6 +586,7 @@ def machine() -> dict[str, Any]:
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
         "python": platform.python_version(),
+        "server_python": server_python_version(),
         "wrk": wrk.wrk_version(),
         "kernel": platform.release(),
     }
@@ -653,7 +666,8 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(
         title=(
             f"make bench{' --smoke' if options.smoke else ''}: {protocol}, "
-            f"{host['cores']} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+            f"{host['cores']} cores, Python {host['server_python']}, "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         ),
         machine=host,
         protocol={
