@@ -7,8 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_VENV := .local/runtime-venv
 # The benchmark's servers run on the image's Python (3.13, Dockerfile) when this
-# machine has it (on PATH or from pyenv), else on $(PYTHON): the report says which.
-RUNTIME_PYTHON ?= $(firstword $(shell command -v python3.13) $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(PYTHON))
+# machine runs it (on PATH or from pyenv), else on $(PYTHON): the report says which.
+RUNTIME_PYTHON ?= $(or $(shell for p in python3.13 $(HOME)/.pyenv/versions/3.13*/bin/python3.13; do $$p -c '' 2>/dev/null && { echo $$p; break; }; done),$(PYTHON))
 COMPOSE ?= docker compose
 
 .PHONY: help
