@@ -96,7 +96,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await reader.open()
     try:
         async with (
-            oidc.new_client() as http,
+            oidc.new_client(app.state.settings) as http,
             periodic_sweeps(
                 session_factory=app.state.session_factory, settings=app.state.settings
             ) as sweeper,

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import logging
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -283,7 +284,29 @@ def redirect_uri(settings: Settings, provider: str) -> str:
     return f"https://{settings.DOMAIN}/api/auth/oidc/{provider}/callback"
 
 
-def new_client() -> httpx.AsyncClient:
+class UnusableCaFile(ValueError):
+    """OIDC_CA_FILE cannot be read as PEM certificates: the app does not start."""
+
+
+def tls_context(ca_file: str) -> ssl.SSLContext:
+    """What the client trusts: the public CAs, as httpx's own default (certifi's
+    bundle), and OIDC_CA_FILE's certificates besides when set (a provider whose
+    certificate a private CA signs). Only this client: SMTP and the rest keep theirs."""
+    context = httpx.create_ssl_context()
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except OSError as exc:  # ssl.SSLError too: no PEM certificate in it
+            reason = exc.strerror or exc
+            raise UnusableCaFile(f"OIDC_CA_FILE: cannot load {ca_file}: {reason}") from None
+    return context
+
+
+def new_client(settings: Settings) -> httpx.AsyncClient:
     """The app's client for outgoing calls to providers: no redirects followed
     (a discovery document or a token answer comes from where it was asked)."""
-    return httpx.AsyncClient(follow_redirects=False, timeout=HTTP_TIMEOUT_SECONDS)
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        timeout=HTTP_TIMEOUT_SECONDS,
+        verify=tls_context(settings.OIDC_CA_FILE),
+    )

@@ -57,3 +57,14 @@ def test_an_http_issuer_is_refused_outside_local_and_test(monkeypatch: pytest.Mo
     assert from_env(monkeypatch, plain, ENVIRONMENT="test")
     with pytest.raises(ValidationError, match="must be https"):
         from_env(monkeypatch, plain, ENVIRONMENT="staging")
+
+
+def test_the_ca_file_is_a_path_the_app_reads_when_it_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OIDC_CA_FILE is read from the environment like the rest, but not opened
+    when the settings load: `app.prestart` (the migration) and the scripts never
+    need the file; the app does, at start (tests/auth/test_oidc_tls.py)."""
+    assert settings().OIDC_CA_FILE == ""
+    monkeypatch.setenv("OIDC_CA_FILE", "/etc/ssl/company/ca.pem")
+    assert settings().OIDC_CA_FILE == "/etc/ssl/company/ca.pem"

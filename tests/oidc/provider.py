@@ -56,7 +56,7 @@ def new_key() -> rsa.RSAPrivateKey:
 class OpenIdProvider:
     issuer: str
     key: rsa.RSAPrivateKey
-    # Behind TLS: the CA file that signs its certificate.
+    # Behind TLS: the CA file that signs its certificate (OIDC_CA_FILE's value).
     ca_file: Path | None = None
 
     def sign(
@@ -66,13 +66,15 @@ class OpenIdProvider:
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid})
 
     def settings(self, issuer: str | None = None) -> dict[str, Any]:
-        """The app's settings for this provider (under another issuer if given)."""
+        """The app's settings for this provider (under another issuer if given);
+        behind TLS, its CA as OIDC_CA_FILE."""
         return {
             "DOMAIN": DOMAIN,
             "OIDC_PROVIDERS": {
                 PROVIDER: OidcProviderSetting(issuer=issuer or self.issuer, client_id=CLIENT_ID)
             },
             "OIDC_CLIENT_SECRETS": SecretStr(json.dumps({PROVIDER: CLIENT_SECRET})),
+            "OIDC_CA_FILE": str(self.ca_file or ""),
         }
 
 
