@@ -269,6 +269,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
         started = time.monotonic()
         stack.env["HEALTH_CHECK_CA_FILE"] = str(stack.root_ca)
+        # Mounted into the app for OIDC_CA_FILE (compose.test.yaml); a later fetch
+        # rewrites the same file, which the mount then shows.
+        stack.env["TEST_ACME_ROOT"] = str(stack.root_ca)
         result = stack.deploy()
         (ARTIFACTS / "deploy.log").write_text(result.stdout + result.stderr)
         timed("scripts/deploy.sh: build, migrate, start, certificate, healthy over HTTPS", started)
