@@ -8,6 +8,10 @@ behind a private CA would configure it: OIDC_PROVIDERS names the https issuer,
 OIDC_CLIENT_SECRETS its secret, OIDC_CA_FILE the CA (pebble's root, mounted), and
 the app reaches the issuer at the same URL as the browser (Traefik's network alias).
 
+Numbered to run before test_17_swarm: after that module's swarm has left the
+engine, a new container on the compose stack's internal network did not reach
+the database here (the migration of the next deploy timed out).
+
 Chromium, trusting the ACME root as `make trust-ca` makes it, opens the app's
 `start`, is sent to the provider, fills its real login and consent pages, comes
 back through the callback, and is signed in with a cookie session. Nothing of the
@@ -107,10 +111,12 @@ def oidc_stack(configured_stack: Stack) -> Iterator[Stack]:
         yield stack
     finally:
         started = time.monotonic()
+        # While the profile is still active (compose knows the service), even if
+        # the deploy above failed.
+        stack.compose("rm", "--force", "--stop", "oidc-provider", check=False)
         stack.env.pop("OIDC_TEST_CLIENT", None)
         stack.env_file.write_text(env_file_text(stack.settings))
         stack.deploy()
-        stack.compose("rm", "--force", "--stop", "oidc-provider", check=False)
         timed("redeployed without the OpenID provider", started)
 
 
