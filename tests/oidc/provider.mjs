@@ -28,6 +28,9 @@ import Provider from 'oidc-provider';
 const port = Number(process.env.PORT);
 const host = process.env.HOST || '127.0.0.1';
 const issuer = process.env.ISSUER || `http://127.0.0.1:${port}`;
+if (!process.env.CLIENT) {
+  throw new Error('CLIENT is not set: the one client, as JSON (client_id, client_secret, redirect_uris)');
+}
 const client = JSON.parse(process.env.CLIENT);
 
 function freshJwks() {
