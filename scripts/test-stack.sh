@@ -40,7 +40,7 @@ cleanup() {
     # Same project and network names as tests/stack/conftest.py.
     COMPOSE_FILE=compose.yaml:tests/stack/compose.test.yaml COMPOSE_PROJECT_NAME=fastapi-stack-e2e \
         PROXY_NETWORK=fastapi-stack-e2e-proxy \
-        docker compose --env-file .env.example down --volumes --remove-orphans >/dev/null 2>&1 || true
+        docker compose --env-file .env.example --profile '*' down --volumes --remove-orphans >/dev/null 2>&1 || true
     log "artifacts (screenshot, logs): artifacts/stack/"
     print_timings
     exit "$status"

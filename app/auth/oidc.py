@@ -17,6 +17,7 @@ import base64
 import hashlib
 import logging
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -269,6 +270,9 @@ class Providers:
     """The configured providers, and the HTTP client their calls share."""
 
     by_name: dict[str, Provider]
+    # OIDC_CA_FILE's context, built at start so that a bad file stops the app
+    # there; None: the public CAs alone, loaded with the client.
+    trusted: ssl.SSLContext | None = None
     _http: "httpx.AsyncClient | None" = None
 
     @classmethod
@@ -279,12 +283,13 @@ class Providers:
                 name: Provider(config=config, allow_http=allow_http)
                 for name, config in settings.oidc_providers.items()
             },
+            trusted=tls_context(settings.OIDC_CA_FILE) if settings.OIDC_CA_FILE else None,
         )
 
     @property
     def http(self) -> "httpx.AsyncClient":
         if self._http is None:
-            self._http = new_client()
+            self._http = new_client(self.trusted)
         return self._http
 
     async def aclose(self) -> None:
@@ -304,9 +309,33 @@ def redirect_uri(settings: Settings, provider: str) -> str:
     return f"https://{settings.DOMAIN}/api/auth/oidc/{provider}/callback"
 
 
-def new_client() -> "httpx.AsyncClient":
+class UnusableCaFile(ValueError):
+    """OIDC_CA_FILE cannot be read as PEM certificates: the app does not start."""
+
+
+def tls_context(ca_file: str) -> ssl.SSLContext:
+    """What the client trusts: the public CAs, as httpx's own default (certifi's
+    bundle), and OIDC_CA_FILE's certificates besides when set (a provider whose
+    certificate a private CA signs). Only this client: SMTP and the rest keep theirs."""
+    import httpx
+
+    context = httpx.create_ssl_context()
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except OSError as exc:  # ssl.SSLError too: no PEM certificate in it
+            reason = exc.strerror or exc
+            raise UnusableCaFile(f"OIDC_CA_FILE: cannot load {ca_file}: {reason}") from None
+    return context
+
+
+def new_client(trusted: ssl.SSLContext | None) -> "httpx.AsyncClient":
     """The app's client for outgoing calls to providers: no redirects followed
     (a discovery document or a token answer comes from where it was asked)."""
     import httpx
 
-    return httpx.AsyncClient(follow_redirects=False, timeout=HTTP_TIMEOUT_SECONDS)
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        timeout=HTTP_TIMEOUT_SECONDS,
+        verify=trusted if trusted is not None else tls_context(""),
+    )

@@ -222,6 +222,13 @@ class AuthSettings(SettingsGroup):
         SecretStr(""),
         'The client secret of each OIDC_PROVIDERS entry, as JSON: {"<name>": "<secret>"}.',
     )
+    OIDC_CA_FILE: str = setting(
+        "",
+        "PEM file of CA certificates the app trusts for its OpenID providers (discovery, "
+        "token endpoint, JWKS) besides the public CAs: for an issuer whose certificate "
+        "a private CA signs (a company's). Read when the app starts; empty: the public "
+        "CAs only (certifi's, as httpx uses).",
+    )
     OIDC_FLOW_TTL: PositiveDuration = setting(
         timedelta(minutes=10),
         "How long a sign-in with an OpenID provider may take, from leaving for the "

@@ -67,3 +67,14 @@ def test_a_display_name_is_optional_and_defaults_to_the_name(
     assert from_env(monkeypatch, GOOGLE)["google"].display_name == "google"
     with pytest.raises(ValidationError, match="display_name"):
         from_env(monkeypatch, {"google": {**GOOGLE["google"], "display_name": ""}})
+
+
+def test_the_ca_file_is_a_path_the_app_reads_when_it_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OIDC_CA_FILE is read from the environment like the rest, but not opened
+    when the settings load: `app.prestart` (the migration) and the scripts never
+    need the file; the app does, at start (tests/auth/test_oidc_tls.py)."""
+    assert settings().OIDC_CA_FILE == ""
+    monkeypatch.setenv("OIDC_CA_FILE", "/etc/ssl/company/ca.pem")
+    assert settings().OIDC_CA_FILE == "/etc/ssl/company/ca.pem"

@@ -1,6 +1,7 @@
 """A real OpenID provider for the tests: panva's oidc-provider (tests/oidc/
-provider.mjs, on node, installed by `make install`), on a loopback port, with
-signing keys the tests hold too (to forge what only the provider could sign);
+provider.mjs, on node, installed by `make install`), on a loopback port (plain
+HTTP, or HTTPS with a certificate of the test's own CA), with signing keys the
+tests hold too (to forge what only the provider could sign);
 the browser's side of the authorization-code dance, driven with httpx through
 the provider's own login and consent pages; and a transport that lets a test
 stand between the app and the provider's token endpoint."""
@@ -9,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +56,8 @@ def new_key() -> rsa.RSAPrivateKey:
 class OpenIdProvider:
     issuer: str
     key: rsa.RSAPrivateKey
+    # Behind TLS: the CA file that signs its certificate (OIDC_CA_FILE's value).
+    ca_file: Path | None = None
 
     def sign(
         self, claims: dict[str, Any], *, key: rsa.RSAPrivateKey | None = None, kid: str = KID
@@ -62,13 +66,15 @@ class OpenIdProvider:
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid})
 
     def settings(self, issuer: str | None = None) -> dict[str, Any]:
-        """The app's settings for this provider (under another issuer if given)."""
+        """The app's settings for this provider (under another issuer if given);
+        behind TLS, its CA as OIDC_CA_FILE."""
         return {
             "DOMAIN": DOMAIN,
             "OIDC_PROVIDERS": {
                 PROVIDER: OidcProviderSetting(issuer=issuer or self.issuer, client_id=CLIENT_ID)
             },
             "OIDC_CLIENT_SECRETS": SecretStr(json.dumps({PROVIDER: CLIENT_SECRET})),
+            "OIDC_CA_FILE": str(self.ca_file or ""),
         }
 
 
@@ -78,16 +84,20 @@ def _private_jwk(key: rsa.RSAPrivateKey) -> dict[str, Any]:
 
 
 @contextmanager
-def running_provider() -> Iterator[OpenIdProvider]:
+def running_provider(tls: tuple[Path, Path] | None = None) -> Iterator[OpenIdProvider]:
+    """The provider on a free loopback port; with `tls` (a certificate for
+    127.0.0.1 that is its own CA, and its key) over HTTPS."""
     node = shutil.which("node")
     if node is None or not (HERE / "node_modules" / "oidc-provider").is_dir():
         pytest.fail("the test OpenID provider needs node and `make install` (npm ci in tests/oidc)")
     key = new_key()
     port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
+    issuer = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    ca_file = tls[0] if tls else None
     environment = {
         **os.environ,
         "PORT": str(port),
+        "ISSUER": issuer,
         "JWKS": json.dumps({"keys": [_private_jwk(key)]}),
         "CLIENT": json.dumps(
             {
@@ -98,6 +108,8 @@ def running_provider() -> Iterator[OpenIdProvider]:
         ),
         "NODE_ENV": "test",
     }
+    if tls:
+        environment |= {"TLS_CERT": str(tls[0]), "TLS_KEY": str(tls[1])}
     process = subprocess.Popen(
         [node, str(HERE / "provider.mjs")],
         cwd=HERE,
@@ -113,14 +125,15 @@ def running_provider() -> Iterator[OpenIdProvider]:
                 output = process.stdout.read() if process.stdout else ""
                 pytest.fail(f"the test OpenID provider exited: {output}")
             try:
-                if httpx.get(f"{issuer}/.well-known/openid-configuration").status_code == 200:
+                discovery = f"{issuer}/.well-known/openid-configuration"
+                if httpx.get(discovery, verify=verifier(ca_file)).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail("the test OpenID provider did not start")
             time.sleep(0.1)
-        yield OpenIdProvider(issuer=issuer, key=key)
+        yield OpenIdProvider(issuer=issuer, key=key, ca_file=ca_file)
     finally:
         process.terminate()
         try:
@@ -136,12 +149,18 @@ _FORM = re.compile(r"<form[^>]*action=\"([^\"]+)\"[^>]*>(.*?)</form>", re.S)
 _HIDDEN = re.compile(r"<input type=\"hidden\" name=\"([^\"]+)\" value=\"([^\"]*)\"\s*/?>")
 
 
-async def authorize(authorization_url: str, login: str) -> str:
+def verifier(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """httpx's `verify` for a provider: its CA if it has one (else plain HTTP)."""
+    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+
+
+async def authorize(authorization_url: str, login: str, *, ca_file: Path | None = None) -> str:
     """Be the browser at the provider: follow its redirects, fill in its login
     form (`login`, any password) and confirm its consent form, until it sends the
-    browser back to the app; the callback URL it sends it to."""
+    browser back to the app; the callback URL it sends it to. A provider behind
+    TLS: the browser trusts `ca_file`."""
     url = authorization_url
-    async with httpx.AsyncClient() as browser:
+    async with httpx.AsyncClient(verify=verifier(ca_file)) as browser:
         for _ in range(20):
             if url.startswith(REDIRECT_URI):
                 return url
@@ -183,20 +202,28 @@ async def start(app_client: httpx.AsyncClient, redirect_to: str | None = None) -
 
 
 async def go_to_provider(
-    app_client: httpx.AsyncClient, login: str, *, redirect_to: str | None = None
+    app_client: httpx.AsyncClient,
+    login: str,
+    *,
+    redirect_to: str | None = None,
+    ca_file: Path | None = None,
 ) -> Flow:
     """Start a flow in this browser and sign in at the provider: the app has not
     seen the callback yet."""
     started = await start(app_client, redirect_to)
     assert started.status_code == 302, started.text
-    return Flow(started, await authorize(started.headers["location"], login))
+    return Flow(started, await authorize(started.headers["location"], login, ca_file=ca_file))
 
 
 async def sign_in(
-    app_client: httpx.AsyncClient, login: str, *, redirect_to: str | None = None
+    app_client: httpx.AsyncClient,
+    login: str,
+    *,
+    redirect_to: str | None = None,
+    ca_file: Path | None = None,
 ) -> httpx.Response:
     """The whole dance in one browser: the app's answer to the callback."""
-    flow = await go_to_provider(app_client, login, redirect_to=redirect_to)
+    flow = await go_to_provider(app_client, login, redirect_to=redirect_to, ca_file=ca_file)
     return await app_client.get(flow.callback_url)
 
 

@@ -258,8 +258,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 f"image {image} is missing (tests/stack/offline/standin-images.sh builds stand-ins)"
             )
 
-    # Leftovers of an interrupted run (and its pebble root) must not leak in.
-    stack.compose("down", "--volumes", "--remove-orphans")
+    # Leftovers of an interrupted run (and its pebble root) must not leak in. Every
+    # profile: `down` leaves the services of a profile not active (the mail catcher,
+    # the OpenID provider) running otherwise.
+    stack.compose("--profile", "*", "down", "--volumes", "--remove-orphans")
     try:
         started = time.monotonic()
         stack.compose("up", "--detach", "pebble")
@@ -269,6 +271,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
         started = time.monotonic()
         stack.env["HEALTH_CHECK_CA_FILE"] = str(stack.root_ca)
+        # Mounted into the app for OIDC_CA_FILE (compose.test.yaml); a later fetch
+        # rewrites the same file, which the mount then shows.
+        stack.env["TEST_ACME_ROOT"] = str(stack.root_ca)
         result = stack.deploy()
         (ARTIFACTS / "deploy.log").write_text(result.stdout + result.stderr)
         timed("scripts/deploy.sh: build, migrate, start, certificate, healthy over HTTPS", started)
@@ -280,7 +285,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             print(f"STACK_KEEP=1: left running; env file {stack.env_file}")
         else:
             started = time.monotonic()
-            stack.compose("down", "--volumes", "--remove-orphans", check=False, timeout=180)
+            stack.compose(
+                "--profile", "*", "down", "--volumes", "--remove-orphans", check=False, timeout=180
+            )
             timed("down --volumes", started)
 
 

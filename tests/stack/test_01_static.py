@@ -193,3 +193,21 @@ def test_the_swarm_stack_file_is_valid_and_keeps_the_rules(tmp_path: Path) -> No
     assert db["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/POSTGRES_PASSWORD"
     assert services["migrate"]["deploy"]["mode"] == "replicated-job"
     assert {s["deploy"].get("endpoint_mode") for s in (traefik, app, db)} == {"dnsrr"}
+
+
+def test_the_test_openid_provider_is_pinned_to_its_lockfile_and_only_in_the_tests() -> None:
+    """The stack suite's OpenID provider (tests/stack/standins/oidc-provider/): its
+    image's tag is the oidc-provider version tests/oidc/package-lock.json pins, it
+    runs only with its profile, and never in the production compose."""
+    lock = json.loads((REPO / "tests" / "oidc" / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/oidc-provider"]["version"]
+    image = pinned_images()["OIDC_PROVIDER_IMAGE"]
+    assert image == f"fastapi-stack-test/oidc-provider:{version}"
+    assert "OIDC_PROVIDER_IMAGE" not in pinned_images(REPO / "compose.yaml")
+    overlay = ("compose.yaml", "tests/stack/compose.test.yaml")
+    assert "oidc-provider" not in compose_config(*overlay)["services"]
+    services = compose_config(*overlay, COMPOSE_PROFILES="oidc-provider")["services"]
+    assert services["oidc-provider"]["image"] == image
+    assert services["oidc-provider"]["environment"]["ISSUER"] == "https://id.stack.localhost"
+    aliases = services["traefik"]["networks"]["proxy"]["aliases"]
+    assert "id.stack.localhost" in aliases

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Make sure each given image exists locally, tagged with exactly that name:
 #   tests/stack/offline/standin-images.sh python:3.13-slim-trixie postgres:18-trixie \
-#       traefik:v3.7.15 ghcr.io/letsencrypt/pebble:latest
+#       traefik:v3.7.15 ghcr.io/letsencrypt/pebble:latest fastapi-stack-test/oidc-provider:8.8.1
 # For each image: present -> skip; else `docker pull` (short timeout); if the
 # pull fails (this machine reaches no container registry) build a local
-# stand-in from Debian and PyPI packages. Why and how: see
+# stand-in from Debian and PyPI packages (npm for maildev and the test OpenID
+# provider, which is always built: no registry has it). Why and how: see
 # docs/offline-stack.md. Build contexts: tests/stack/standins/<kind>/.
 #
 # Caches (outside the repo, kept between runs): $STANDIN_CACHE (default
@@ -300,6 +301,24 @@ build_maildev() {
     build_context "$image" --build-arg "BASE=standin/debian:trixie"
 }
 
+# The stack suite's OpenID provider (no registry publishes it: always built
+# here, never pulled): tests/oidc's, panva's oidc-provider as its lockfile pins
+# it, installed with the host's npm (`npm ci`: exactly the lockfile; plain
+# JavaScript, no compiler) and copied into the image. The tag must be the
+# version the lockfile pins, so a new version is a new image.
+build_oidc_provider() {
+    local image="$1" tag="${1##*:}" lockfile="${REPO_ROOT}/tests/oidc/package-lock.json" locked
+    command -v npm >/dev/null || die "npm missing (Debian's npm package)"
+    locked="$(node -p "require('${lockfile}').packages['node_modules/oidc-provider'].version")"
+    [[ "$tag" == "$locked" ]] \
+        || die "${image}: tests/oidc/package-lock.json pins oidc-provider ${locked}, not ${tag}"
+    ensure_base_image trixie
+    new_context oidc-provider
+    cp "${REPO_ROOT}/tests/oidc/package.json" "$lockfile" "$WORKDIR/"
+    npm ci --silent --no-audit --no-fund --omit=dev --prefix "$WORKDIR" >/dev/null
+    build_context "$image" --build-arg "BASE=standin/debian:trixie"
+}
+
 # --- main ------------------------------------------------------------------
 
 kind_of() {
@@ -307,7 +326,8 @@ kind_of() {
     repo="${repo##*/}"
     case "$repo" in
         python | postgres | traefik | pebble | maildev) echo "$repo" ;;
-        *) die "no stand-in for ${1} (known: python, postgres, traefik, pebble, maildev)" ;;
+        oidc-provider) echo oidc_provider ;;
+        *) die "no stand-in for ${1} (known: python, postgres, traefik, pebble, maildev, oidc-provider)" ;;
     esac
 }
 
@@ -328,7 +348,8 @@ ensure_image() {
         log "${image}: present, skipped"
         return
     fi
-    if [[ "$FORCE" != 1 ]] && try_pull "$image"; then
+    # Built from this repository's files only: nothing to pull.
+    if [[ "$FORCE" != 1 && "$kind" != oidc_provider ]] && try_pull "$image"; then
         log "${image}: pulled in $(elapsed "$t0")"
         return
     fi
