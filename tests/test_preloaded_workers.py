@@ -241,3 +241,29 @@ def test_importing_the_app_opens_no_socket_and_starts_no_thread(
     )
     found = json.loads(shown.stdout.splitlines()[-1])
     assert found == {"new_sockets": [], "threads": 1, "python_threads": 1}
+
+
+# Libraries the app imports only when a request needs them (tests/test_house_rules.py
+# `LAZILY_IMPORTED`): the master imports the app before forking, so whatever it
+# loads sits in every worker's memory.
+LAZY_LIBRARIES = ("webauthn", "segno", "cbor2", "OpenSSL", "pyasn1")
+LOADED_PROGRAM = """
+import json, sys
+import app.main
+print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in {names})))
+"""
+
+
+def test_importing_the_app_loads_no_library_it_imports_lazily(tmp_path: Path) -> None:
+    """py_webauthn (with pyOpenSSL, pyasn1 and cbor2) and segno load on a worker's
+    first passkey ceremony or QR code, never at start-up."""
+    shown = subprocess.run(
+        [sys.executable, "-c", LOADED_PROGRAM.format(names=set(LAZY_LIBRARIES))],
+        cwd=tmp_path,  # no .env
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(shown.stdout.splitlines()[-1]) == []
