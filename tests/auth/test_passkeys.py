@@ -14,7 +14,7 @@ from app.auth import passwords
 from app.config import Settings
 from app.schema.audit import EventType
 from tests.audit.helpers import events
-from tests.auth.cookie_sessions import ACCESS, CSRF, CSRF_HEADER, set_cookies
+from tests.auth.cookie_sessions import ACCESS, CSRF, set_cookies
 from tests.auth.passkeys import (
     COOKIE_PASSKEY,
     PASSKEYS,
@@ -60,7 +60,8 @@ async def test_registration_options_follow_the_contract(
         app, "SELECT handle FROM webauthn_user_handles WHERE user_id = :id", id=user_id
     )
     assert len(handle) == 32
-    assert str(user_id).encode() not in handle and ADA.encode() not in handle
+    assert str(user_id).encode() not in handle
+    assert ADA.encode() not in handle
     assert public_key["user"]["name"] == ADA
     assert public_key["authenticatorSelection"]["residentKey"] == "required"
     assert public_key["authenticatorSelection"]["userVerification"] == "required"
@@ -96,8 +97,10 @@ async def test_register_list_rename_sign_in_and_remove(
     phone, laptop = SoftAuthenticator(), SoftAuthenticator(algorithm="EdDSA", backed_up=False)
     first = await add_passkey(client, token, phone, name="Phone")
     second = await add_passkey(client, token, laptop)
-    assert first["name"] == "Phone" and second["name"] == "Passkey"
-    assert first["backed_up"] is True and second["backed_up"] is False
+    assert first["name"] == "Phone"
+    assert second["name"] == "Passkey"
+    assert first["backed_up"] is True
+    assert second["backed_up"] is False
     assert first["transports"] == ["hybrid", "internal"]
     assert first["last_used_at"] is None
     assert [p["id"] for p in await passkeys_of(client, token)] == [first["id"], second["id"]]
@@ -127,7 +130,8 @@ async def test_register_list_rename_sign_in_and_remove(
     trail = await events(client, token, "/api/users/me/events")
     types = [event["type"] for event in trail]
     assert types.count(EventType.PASSKEY_REGISTERED) == 2
-    assert EventType.PASSKEY_RENAMED in types and EventType.PASSKEY_REMOVED in types
+    assert EventType.PASSKEY_RENAMED in types
+    assert EventType.PASSKEY_REMOVED in types
     [succeeded] = [e for e in trail if e["type"] == EventType.LOGIN_SUCCEEDED]
     assert succeeded["details"]["method"] == "passkey"
     # The removed passkey's sign-in names no account: not in the account's trail.
@@ -164,7 +168,8 @@ async def test_the_cookie_sign_in_sets_the_cookie_session(
     body = response.json()
     assert body["user"]["email"] == ADA
     cookies = set_cookies(response)
-    assert cookies[ACCESS]["httponly"] and cookies[ACCESS]["samesite"] == "strict"
+    assert cookies[ACCESS]["httponly"]
+    assert cookies[ACCESS]["samesite"] == "strict"
     assert cookies[CSRF]["value"] == body["csrf_token"]
     client.cookies.clear()
     browser_headers = {"Cookie": f"{ACCESS}={cookies[ACCESS]['value']}"}
