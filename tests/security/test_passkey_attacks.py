@@ -526,7 +526,8 @@ async def test_claiming_a_pre_registered_account_removes_the_registrants_passkey
     identity = oidc.Identity(provider="company", subject="victim", email=ADA, email_verified=True)
     async with app.state.session_factory() as db:
         resolved = await oidc_accounts.resolve(db=db, settings=settings, identity=identity)
-        assert resolved is not None and resolved.how == "claimed"
+        assert resolved is not None
+        assert resolved.how == "claimed"
         await db.commit()
     assert await count(app, "passkeys") == 0
     assert (await sign_in(client, squatters)).status_code == 401
