@@ -54,7 +54,8 @@ def test_0010_adds_passkeys_handles_and_ceremonies_gone_with_their_user(
         connection.execute(text(CEREMONY), {"id": user_id, "hash": "h1"})
         row = connection.execute(text("SELECT * FROM passkeys")).mappings().one()
         assert (row["sign_count"], row["transports"], row["backed_up"]) == (0, [], False)
-        assert row["created_at"].tzinfo is not None and row["last_used_at"] is None
+        assert row["created_at"].tzinfo is not None
+        assert row["last_used_at"] is None
     for duplicate, values in [
         (PASSKEY, {"id": other_id}),  # one credential id, one account
         (HANDLE, {"id": other_id, "handle": b"handle"}),

@@ -142,7 +142,7 @@ async def test_every_algorithm_signs_in(
     client: httpx.AsyncClient, user_tokens: dict[str, Any]
 ) -> None:
     for algorithm in ("ES256", "EdDSA", "RS256"):
-        authenticator = SoftAuthenticator(algorithm=algorithm)  # type: ignore[arg-type]
+        authenticator = SoftAuthenticator(algorithm=algorithm)
         await add_passkey(client, user_tokens["access_token"], authenticator, name=algorithm)
         response = await sign_in(client, authenticator)
         assert response.status_code == 200, (algorithm, response.text)
