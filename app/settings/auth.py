@@ -15,7 +15,7 @@ from app.encryption_keys import EXAMPLE_ENCRYPTION_KEY, build_cipher
 from app.settings.base import SettingsGroup
 from app.settings.declaration import setting
 from app.settings.general import split_commas
-from app.settings.types import Duration, PositiveDuration
+from app.settings.types import Duration, PositiveDuration, origin
 from app.signing_keys import (
     Algorithm,
     KeyRing,
@@ -249,6 +249,20 @@ class AuthSettings(SettingsGroup):
     @classmethod
     def _split_keys(cls, value: object) -> object:
         return split_commas(value)
+
+    @field_validator("WEBAUTHN_ORIGINS")
+    @classmethod
+    def _webauthn_origins(cls, origins: list[str]) -> list[str]:
+        """As browsers write them in clientDataJSON (no trailing slash), or refused."""
+        checked = []
+        for entry in origins:
+            try:
+                checked.append(origin(entry))
+            except ValueError:
+                raise ValueError(
+                    f"WEBAUTHN_ORIGINS: {entry!r} is not an origin: give scheme://host[:port]"
+                ) from None
+        return checked
 
     @model_validator(mode="after")
     def _load_keys(self) -> Self:
