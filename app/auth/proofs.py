@@ -327,7 +327,8 @@ class PasskeyProof(Proof[Never]):
             raise PasskeyRefused(
                 "no account has this passkey (it may have been removed)", reason="unknown_passkey"
             )
-        if passkeys.user_handle_of(self.credential) != passkey.user_handle:
+        handle = passkeys.user_handle_of(self.credential)
+        if handle is None or handle != passkey.user_handle:
             raise PasskeyRefused(
                 "the authenticator names another account than the passkey's (its user handle)",
                 reason="passkey_user_handle",
