@@ -10,6 +10,7 @@ import logging
 from email.utils import formataddr
 from functools import lru_cache
 from typing import Self
+from urllib.parse import urlsplit
 
 from pydantic import model_validator
 
@@ -45,6 +46,44 @@ class Settings(GeneralSettings, AuthSettings, MailSettings, DatabaseSettings):
     def allows_plain_http_providers(self) -> bool:
         """An OpenID provider over http (a local or test one) is accepted only here."""
         return self.ENVIRONMENT in ("local", "test")
+
+    @property
+    def webauthn_rp_id(self) -> str:
+        """The relying party id passkeys are bound to: WEBAUTHN_RP_ID, else DOMAIN."""
+        return (self.WEBAUTHN_RP_ID or self.DOMAIN).lower()
+
+    @property
+    def webauthn_rp_name(self) -> str:
+        return self.WEBAUTHN_RP_NAME or self.PROJECT_NAME
+
+    @property
+    def webauthn_origins(self) -> list[str]:
+        """The pages allowed to register and use passkeys: WEBAUTHN_ORIGINS, else
+        https://DOMAIN (and `make dev`'s http://DOMAIN:8000 when local)."""
+        if self.WEBAUTHN_ORIGINS:
+            return list(self.WEBAUTHN_ORIGINS)
+        origins = [f"https://{self.DOMAIN}"]
+        if self.ENVIRONMENT == "local":
+            origins.append(f"http://{self.DOMAIN}:8000")
+        return origins
+
+    @model_validator(mode="after")
+    def _check_webauthn(self) -> Self:
+        """A browser refuses a relying party id its page's host is not under: say so
+        at start-up rather than at every passkey ceremony."""
+        rp_id = self.webauthn_rp_id
+        if not rp_id or any(char in rp_id for char in ":/@ ") or rp_id.startswith("."):
+            raise ValueError(
+                f"WEBAUTHN_RP_ID: {rp_id!r} is not a domain (give a host name, no scheme or port)"
+            )
+        for entry in self.webauthn_origins:  # each an origin (app/settings/auth.py)
+            host = (urlsplit(entry).hostname or "").lower()
+            if host != rp_id and not host.endswith(f".{rp_id}"):
+                raise ValueError(
+                    f"WEBAUTHN_ORIGINS: {entry!r} is not on WEBAUTHN_RP_ID {rp_id!r} "
+                    "(its host must be that domain or under it)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _refuse_plain_http_providers(self) -> Self:

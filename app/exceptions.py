@@ -46,6 +46,9 @@ class NotAuthenticated(DomainError):
 
 class InvalidCredentials(NotAuthenticated):
     detail = "Incorrect email or password"
+    # Why, for the audit trail, when the proof that raised it knows better than
+    # its `refusal` (app/auth/proofs.py); None: the proof's `refusal` says.
+    reason: str | None = None
 
 
 class InvalidSecondStep(InvalidCredentials):
@@ -64,6 +67,26 @@ class OidcRefused(InvalidCredentials):
         "The sign-in with the OpenID provider was refused (it asserted no verified "
         "email, or this browser did not start it, or it expired): start again"
     )
+
+
+class PasskeyRefused(InvalidCredentials):
+    """A sign-in with a passkey refused; the detail says why (the ceremony, the
+    passkey, or which check of the browser's answer failed). The ceremony is
+    spent either way: start again with new options."""
+
+    detail = (
+        "The passkey sign-in was refused: ask for new options "
+        "(POST /api/auth/passkeys/login/options) and try again"
+    )
+
+    def __init__(self, detail: str | None = None, *, reason: str | None = None) -> None:
+        super().__init__(
+            f"The passkey sign-in was refused: {detail}; ask for new options "
+            "(POST /api/auth/passkeys/login/options) and try again"
+            if detail
+            else None
+        )
+        self.reason = reason
 
 
 class PermissionDenied(DomainError):
@@ -112,6 +135,30 @@ class Conflict(DomainError):
 
 class EmailTaken(Conflict):
     detail = "A user with this email already exists"
+
+
+class PasskeyRegistrationRefused(DomainError):
+    """A passkey registration refused: its ceremony cannot be used, or a check of
+    the browser's answer failed (the detail says which), or the passkey is
+    registered already."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    detail = (
+        "The passkey was not registered: ask for new options "
+        "(POST /api/auth/passkeys/register/options) and try again"
+    )
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            f"The passkey was not registered: {detail}; ask for new options "
+            "(POST /api/auth/passkeys/register/options) and try again"
+            if detail
+            else None
+        )
+
+
+class PasskeyTaken(Conflict):
+    detail = "This passkey is registered already (to this account or another)"
 
 
 class LastSignInMethod(Conflict):
@@ -280,6 +327,7 @@ SECRET_FIELDS = frozenset(
         "access_token",
         "code",
         "challenge",
+        "ceremony",
     }
 )
 MAX_ECHOED_CHARACTERS = 100

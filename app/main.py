@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.auth import oidc
 from app.auth.cookie_routes import cookie_router, document_cookie_auth
 from app.auth.oidc_routes import router as oidc_router
+from app.auth.passkey_routes import router as passkey_router
 from app.auth.routes import auth_router, token_router
 from app.config import Settings, get_settings
 from app.database.db import ConnectionHealth, create_engine, create_session_factory
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         token_router,
         cookie_router,
         oidc_router,
+        passkey_router,
         second_factor.router,
         users.router,
         roles.permissions_router,

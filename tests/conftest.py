@@ -38,7 +38,7 @@ PASSWORD = "correct horse battery"
 TABLES = (
     "users, auth_sessions, refresh_tokens, login_failures, items, one_time_tokens, mail_outbox,"
     " roles, user_roles, api_keys, audit_events, totp_credentials, recovery_codes,"
-    " login_challenges, oidc_identities"
+    " login_challenges, oidc_identities, webauthn_user_handles, passkeys, passkey_ceremonies"
 )
 
 

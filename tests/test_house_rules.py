@@ -18,6 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "app.auth.routes",
             "app.auth.cookie_routes",
             "app.auth.oidc_routes",
+            "app.auth.passkey_routes",
             "app.middleware",
             "app.docs",
         ),
@@ -43,6 +44,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "app.auth.recovery_codes",
             "app.auth.csrf",
             "app.auth.oidc",
+            "app.auth.passkeys",
+            "app.auth.passkey_ceremonies",
             "app.database",
             "app.mail",
         ),
@@ -179,6 +182,32 @@ def test_exactly_one_module_computes_totp_codes() -> None:
     assert modules_importing("segno") == ["app/auth/totp.py"]
 
 
+# Imported only inside the functions that use them, never at a module's top:
+# most workers never draw a QR code or see a passkey, and each would sit in every
+# worker's memory (tests/test_preloaded_workers.py checks app.main loads neither).
+LAZILY_IMPORTED = {
+    "httpx": "app/auth/oidc.py",
+    "segno": "app/auth/totp.py",
+    "webauthn": "app/auth/passkeys.py",
+}
+
+
+def top_level_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(("name", "module"), sorted(LAZILY_IMPORTED.items()))
+def test_a_heavy_library_is_imported_by_one_module_and_lazily(name: str, module: str) -> None:
+    assert modules_importing(name) == [module]
+    assert name not in top_level_imports(APP.parent / module)
+
+
 def test_only_the_mail_package_speaks_smtp() -> None:
     assert modules_importing("smtplib") == ["app/mail/smtp.py"]
 
@@ -201,7 +230,11 @@ def test_only_the_account_mail_service_queues_mails() -> None:
 AUTH_SERVICES = [APP / "auth" / "service.py", APP / "auth" / "proofs.py"]
 # The two transports' routers, and every router of app/auth.
 AUTH_ROUTERS = [APP / "auth" / "routes.py", APP / "auth" / "cookie_routes.py"]
-ALL_AUTH_ROUTERS = [*AUTH_ROUTERS, APP / "auth" / "oidc_routes.py"]
+ALL_AUTH_ROUTERS = [
+    *AUTH_ROUTERS,
+    APP / "auth" / "oidc_routes.py",
+    APP / "auth" / "passkey_routes.py",
+]
 
 
 def test_services_never_raise_http_exceptions() -> None:

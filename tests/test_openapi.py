@@ -66,6 +66,13 @@ async def test_protected_operations_document_their_401(schema: dict[str, Any]) -
         ("/api/auth/oidc/{provider}/callback", "get", "401"),
         ("/api/auth/oidc/{provider}/start", "get", "502"),
         ("/api/auth/oidc/links/{provider}", "delete", "409"),
+        ("/api/auth/passkeys", "post", "400"),
+        ("/api/auth/passkeys", "post", "409"),
+        ("/api/auth/passkeys/{passkey_id}", "delete", "409"),
+        ("/api/auth/passkeys/{passkey_id}", "patch", "404"),
+        ("/api/token/passkey", "post", "401"),
+        ("/api/token/passkey", "post", "429"),
+        ("/api/auth/cookie/passkey", "post", "401"),
     ],
 )
 async def test_domain_errors_are_documented(

@@ -230,6 +230,11 @@ print(json.dumps({
 LAZY_LIBRARIES = [
     "httpx",  # the OpenID providers' client (app/auth/oidc.py)
     "segno",  # the TOTP QR code (app/auth/totp.py)
+    # py_webauthn and what it brings (app/auth/passkeys.py)
+    "webauthn",
+    "cbor2",
+    "OpenSSL",
+    "pyasn1",
 ]
 
 

@@ -56,10 +56,16 @@ DECLARED: dict[tuple[str, str], Permission] = {
     ("DELETE", "/api/users/{user_id}/api-keys/{key_id}"): P.USERS_SESSIONS,
     ("GET", "/api/auth/oidc/links"): P.PROFILE_READ,
     ("DELETE", "/api/auth/oidc/links/{provider}"): P.PROFILE_WRITE,
+    ("POST", "/api/auth/passkeys/register/options"): P.PROFILE_WRITE,
+    ("POST", "/api/auth/passkeys"): P.PROFILE_WRITE,
+    ("GET", "/api/auth/passkeys"): P.PROFILE_READ,
+    ("PATCH", "/api/auth/passkeys/{passkey_id}"): P.PROFILE_WRITE,
+    ("DELETE", "/api/auth/passkeys/{passkey_id}"): P.PROFILE_WRITE,
 }
 # What only a signed-in session may do (`requires(..., api_keys=False)`): create
 # or manage keys, change a password, an email, roles or an account, end
-# sessions, set up or turn off the second factor, unlink an OpenID provider. An
+# sessions, set up or turn off the second factor, unlink an OpenID provider,
+# register, rename or remove a passkey. An
 # API key is refused there whatever its scopes (tests/security/test_api_key_attacks.py
 # derives its cases from the routes).
 SESSION_ONLY = {
@@ -84,6 +90,10 @@ SESSION_ONLY = {
     ("POST", "/api/auth/totp/disable"),
     ("POST", "/api/auth/totp/recovery-codes"),
     ("DELETE", "/api/auth/oidc/links/{provider}"),
+    ("POST", "/api/auth/passkeys/register/options"),
+    ("POST", "/api/auth/passkeys"),
+    ("PATCH", "/api/auth/passkeys/{passkey_id}"),
+    ("DELETE", "/api/auth/passkeys/{passkey_id}"),
 }
 
 

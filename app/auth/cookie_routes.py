@@ -20,7 +20,7 @@ from app.auth.cookies import (
     CsrfProof,
     PresentedRefresh,
 )
-from app.auth.proofs import PasswordProof, SecondStepProof
+from app.auth.proofs import PasskeyProof, PasswordProof, SecondStepProof
 from app.auth.service import SecondStepChallenge
 from app.auth.transports import (
     SECOND_STEP_RESPONSE,
@@ -36,11 +36,13 @@ from app.exceptions import (
     InvalidCredentials,
     InvalidSecondStep,
     NotAuthenticated,
+    PasskeyRefused,
     TooManyAttempts,
     error_responses,
 )
 from app.schema.auth import PasswordLogin
 from app.schema.cookie_sessions import CookieLoginOut, CookieSessionOut
+from app.schema.passkeys import PasskeyLogin, credential_json
 from app.schema.second_factor import SecondStepLogin
 
 cookie_router = APIRouter(
@@ -104,6 +106,31 @@ async def cookie_second_factor(
     as `/api/auth/cookie/login` gives them. JSON only; the rules of
     `POST /api/token/second-factor`."""
     proof = SecondStepProof.of(data.challenge, data.code)
+    login = await auth_service.sign_in(
+        db=db, settings=settings, proof=proof, client=client_of(request), device_token=device
+    )
+    return CookieTransport.login(response, login, settings)
+
+
+@cookie_router.post(
+    "/passkey",
+    response_model=CookieLoginOut,
+    summary="Log in a browser with a passkey: the tokens as cookies",
+    responses=error_responses(PasskeyRefused, TooManyAttempts, EmailNotVerified),
+)
+async def cookie_passkey(
+    request: Request,
+    response: Response,
+    data: PasskeyLogin,
+    db: DbSession,
+    settings: SettingsDep,
+    device: DeviceCookie = None,
+) -> CookieLoginOut:
+    """The `ceremony` of `POST /api/auth/passkeys/login/options` with what
+    `navigator.credentials.get()` answered (`credential.toJSON()`): the cookies
+    and CSRF token, as `/api/auth/cookie/login` gives them. JSON only; the rules
+    of `POST /api/token/passkey` (no second step, even with a second factor on)."""
+    proof = PasskeyProof(ceremony=data.ceremony, credential=credential_json(data.credential))
     login = await auth_service.sign_in(
         db=db, settings=settings, proof=proof, client=client_of(request), device_token=device
     )

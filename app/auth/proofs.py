@@ -1,6 +1,6 @@
 """How a user proves who they are: a password, and the second step an account
 with a second factor asks for after it (a TOTP code or a recovery code, with the
-login's challenge); an OpenID provider's verified ID token; later a passkey
+login's challenge); an OpenID provider's verified ID token; a passkey's
 assertion.
 
 A proof only answers *who*: it never opens a session, sets a cookie or reads a
@@ -11,17 +11,19 @@ sign in is a new class here with the two methods of `Proof`, and a route that
 builds it and calls `sign_in`.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Never, Protocol, TypeVar
+from typing import Any, ClassVar, Never, Protocol, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import oidc, passwords, recovery_codes, totp
+from app.auth import oidc, passkeys, passwords, recovery_codes, totp
 from app.config import Settings
-from app.exceptions import InvalidCredentials, InvalidSecondStep, OidcRefused
+from app.exceptions import InvalidCredentials, InvalidSecondStep, OidcRefused, PasskeyRefused
 from app.models import User
 from app.schema.users import normalize_email
 from app.services import oidc_accounts
+from app.services import passkeys as passkeys_service
 from app.services import second_factor as second_factor_service
 from app.services import users as users_service
 
@@ -272,3 +274,83 @@ class OidcProof(Proof[SecondStepRequired]):
 
     def audit_details(self) -> dict[str, str]:
         return {"provider": self.identity.provider}
+
+
+# The identity an answer naming no passkey is throttled under: floods of made-up
+# credentials from one address are held to the login limits too.
+UNKNOWN_PASSKEY = "passkey:unknown-credential"
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyClaim(Claim):
+    """A passkey sign-in's claim: the ceremony's challenge and the passkey the
+    browser's answer names, with its account."""
+
+    presented: passkeys_service.PresentedPasskey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyProof(Proof[Never]):
+    """The answer of `navigator.credentials.get()` to a sign-in ceremony's
+    options: an assertion signed by a passkey registered here. Presenting it
+    spends the ceremony (whatever follows); it holds if py_webauthn verifies it
+    (app/auth/passkeys.py: the ceremony's challenge, this site's origin and
+    relying party id, the user present and verified, the passkey's signature, a
+    counter moving forward) and the authenticator names the passkey's account
+    (its user handle). A passkey is a factor of its own and the user verified
+    on the device: it is enough, whatever second factor the account has."""
+
+    method: ClassVar[str] = "passkey"
+    refused_with: ClassVar[type[InvalidCredentials]] = PasskeyRefused
+    ceremony: str
+    credential: Mapping[str, Any]
+
+    async def claim(self, db: AsyncSession) -> PasskeyClaim:
+        credential_id = passkeys.credential_id_of(self.credential)
+        presented = await passkeys_service.present(
+            db=db, ceremony=self.ceremony, credential_id=credential_id
+        )
+        if presented.passkey is None or credential_id is None:
+            return PasskeyClaim(identity=UNKNOWN_PASSKEY, user=None, presented=presented)
+        identity = f"passkey:{passkeys.b64url_encode(credential_id)}"
+        return PasskeyClaim(identity=identity, user=presented.user, presented=presented)
+
+    async def prove(self, claim: Claim, *, settings: Settings) -> Proven:
+        presented = claim.presented if isinstance(claim, PasskeyClaim) else None
+        if presented is None or presented.challenge is None:
+            raise PasskeyRefused(
+                "the ceremony is unknown, expired, already used, or not a sign-in's",
+                reason="passkey_ceremony_invalid",
+            )
+        passkey, user = presented.passkey, presented.user
+        if passkey is None or user is None:
+            raise PasskeyRefused(
+                "no account has this passkey (it may have been removed)", reason="unknown_passkey"
+            )
+        handle = passkeys.user_handle_of(self.credential)
+        if handle is None or handle != passkey.user_handle:
+            raise PasskeyRefused(
+                "the authenticator names another account than the passkey's (its user handle)",
+                reason="passkey_user_handle",
+            )
+        try:
+            assertion = passkeys.verify_authentication(
+                settings=settings,
+                credential=self.credential,
+                challenge=presented.challenge,
+                public_key=passkey.public_key,
+                sign_count=passkey.sign_count,
+            )
+        except passkeys.PasskeyCheckFailed as failed:
+            raise PasskeyRefused(failed.detail, reason=failed.reason) from None
+        return Proven(
+            user=user,
+            single_use=passkeys_service.PasskeyUse(
+                passkey_id=passkey.id,
+                sign_count=assertion.sign_count,
+                backed_up=assertion.backed_up,
+            ),
+        )
+
+    def refusal(self, claim: Claim) -> str:
+        return "unknown_passkey"

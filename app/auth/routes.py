@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from app.auth import service as auth_service
 from app.auth.bearer import BearerTransport
-from app.auth.proofs import PasswordProof, SecondStepProof
+from app.auth.proofs import PasskeyProof, PasswordProof, SecondStepProof
 from app.auth.service import SecondStepChallenge
 from app.auth.transports import (
     SECOND_STEP_RESPONSE,
@@ -37,6 +37,7 @@ from app.exceptions import (
     InvalidSecondStep,
     NotAuthenticated,
     NotFound,
+    PasskeyRefused,
     TooManyAttempts,
     error_responses,
 )
@@ -52,6 +53,7 @@ from app.schema.auth import (
     Verified,
     VerifyRequest,
 )
+from app.schema.passkeys import PasskeyLogin, credential_json
 from app.schema.second_factor import SecondStepLogin
 from app.schema.users import UserOut, UserRegister
 from app.services import api_keys as api_keys_service
@@ -199,6 +201,34 @@ async def second_factor(
     password changes (log in again). Every wrong code also counts against the
     login throttle of the account (`429`)."""
     proof = SecondStepProof.of(data.challenge, data.code)
+    login = await auth_service.sign_in(
+        db=db, settings=settings, proof=proof, client=client_of(request), device_token=device
+    )
+    return BearerTransport.login(response, login, settings)
+
+
+@token_router.post(
+    "/passkey",
+    response_model=TokenPair,
+    summary="Log in with a passkey: trade its assertion for a token pair",
+    responses=error_responses(PasskeyRefused, TooManyAttempts, EmailNotVerified),
+)
+async def passkey_tokens(
+    request: Request,
+    response: Response,
+    data: PasskeyLogin,
+    db: DbSession,
+    settings: SettingsDep,
+    device: DeviceCookie = None,
+) -> TokenPair:
+    """The `ceremony` of `POST /api/auth/passkeys/login/options` with what
+    `navigator.credentials.get()` answered (`credential.toJSON()`): the token
+    pair, as `/api/token/` gives it. A passkey (the user verified on the
+    device) is enough: no second step, even with a second factor on.
+
+    The ceremony works once, whatever the answer; a refusal is a `401` saying
+    why (start again with new options). Throttled like every login (`429`)."""
+    proof = PasskeyProof(ceremony=data.ceremony, credential=credential_json(data.credential))
     login = await auth_service.sign_in(
         db=db, settings=settings, proof=proof, client=client_of(request), device_token=device
     )

@@ -134,10 +134,12 @@ async def _refusal(
     reason: str,
     error: type[InvalidCredentials] = InvalidCredentials,
     details: dict[str, str] | None = None,
+    refused: InvalidCredentials | None = None,
 ) -> InvalidCredentials:
     """Record a refused login in a transaction of its own (its attempt is already
     counted and committed) and return the error to raise: the same for every
-    reason of a proof, which only the audit trail keeps."""
+    reason of a proof, which only the audit trail keeps, unless the proof raised
+    its own kind of error (`refused`, a passkey's saying which check failed)."""
     target = user.id if user else None  # read before the rollback expires the row
     await db.rollback()
     audit.record(
@@ -148,7 +150,7 @@ async def _refusal(
         details={"reason": reason, **(details or {})},
     )
     await db.commit()
-    return error()
+    return refused if isinstance(refused, error) else error()
 
 
 async def _open_session_if_unchanged(
@@ -223,13 +225,14 @@ async def sign_in(
     await db.commit()
     try:
         outcome = await proof.prove(claim, settings=settings)
-    except InvalidCredentials:
+    except InvalidCredentials as refused:
         raise await _refusal(
             db,
             user=claim.user,
-            reason=proof.refusal(claim),
+            reason=refused.reason or proof.refusal(claim),
             error=proof.refused_with,
             details=proof.audit_details(),
+            refused=refused,
         ) from None
     user = outcome.user
     assert user.id is not None

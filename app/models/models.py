@@ -6,7 +6,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Numeric, String, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    Numeric,
+    String,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
@@ -392,6 +404,86 @@ class OidcIdentity(SQLModel, table=True):
     # The verified address the provider asserted when the link was made.
     email: str = Field(sa_column=Column(String(320), nullable=False))
     created_at: datetime = _timestamp()
+
+
+MAX_PASSKEY_NAME_LENGTH = 100
+# What a credential id may be: WebAuthn allows up to 1023 bytes.
+MAX_CREDENTIAL_ID_BYTES = 1023
+
+
+class WebauthnUserHandle(SQLModel, table=True):
+    """The user's WebAuthn user handle: random bytes an authenticator stores with
+    each of the user's passkeys and gives back at sign-in (never the user's id or
+    address: a passkey tells no one who it is for). Made at the first passkey
+    registration, kept for the account's life."""
+
+    __tablename__ = "webauthn_user_handles"
+
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    handle: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False, unique=True))
+    created_at: datetime = _timestamp()
+
+
+class Passkey(SQLModel, table=True):
+    """A WebAuthn credential registered to a user: signing in with it (an
+    assertion its public key verifies) signs the user in (app/auth/passkeys.py)."""
+
+    __tablename__ = "passkeys"
+    __table_args__ = (Index("ix_passkeys_user_id", "user_id", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    # The authenticator's id for it, unique across authenticators (and accounts).
+    credential_id: bytes = Field(
+        sa_column=Column(LargeBinary(MAX_CREDENTIAL_ID_BYTES), nullable=False, unique=True)
+    )
+    # The COSE public key, as the authenticator gave it.
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The authenticator's signature counter at the last sign-in (0: it keeps none).
+    sign_count: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
+    # How the browser may reach it (usb, nfc, ble, internal, hybrid), as it said.
+    transports: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(String(32)), nullable=False, server_default="{}"),
+    )
+    # Synced (a multi-device passkey backed up by its provider) when last seen.
+    backed_up: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
+    name: str = Field(max_length=MAX_PASSKEY_NAME_LENGTH)
+    created_at: datetime = _timestamp()
+    last_used_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class PasskeyCeremony(SQLModel, table=True):
+    """A passkey registration or sign-in under way: the challenge its options
+    gave the browser, found by the SHA-256 of the opaque ceremony id the client
+    holds, for one purpose (and, to register, one user). Taken once, by a
+    conditional DELETE (app/auth/passkey_ceremonies.py)."""
+
+    __tablename__ = "passkey_ceremonies"
+    __table_args__ = (Index("ix_passkey_ceremonies_expires_at", "expires_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    # 'register' or 'login'.
+    purpose: str = Field(sa_column=Column(String(16), nullable=False))
+    # Whose registration it is; null for a sign-in (it names no account).
+    user_id: int | None = Field(
+        default=None,
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True),
+    )
+    challenge: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))
+    created_at: datetime = _timestamp()
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class Item(SQLModel, table=True):

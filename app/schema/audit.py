@@ -38,6 +38,9 @@ class EventType(StrEnum):
     MFA_RECOVERY_CODES_REGENERATED = "mfa.recovery_codes_regenerated"
     OIDC_LINKED = "oidc.linked"
     OIDC_UNLINKED = "oidc.unlinked"
+    PASSKEY_REGISTERED = "passkey.registered"
+    PASSKEY_RENAMED = "passkey.renamed"
+    PASSKEY_REMOVED = "passkey.removed"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
     USER_DEACTIVATED = "user.deactivated"
@@ -53,7 +56,7 @@ EVENT_DESCRIPTIONS: dict[EventType, str] = {
     EventType.REGISTERED: "An account was created (its first session with it).",
     EventType.LOGIN_SUCCEEDED: "A sign-in opened a session; `details.method`: `password`, or "
     "`totp` or `recovery_code` for a second step, `oidc` for an OpenID provider (with "
-    "`details.provider`); `details.new_device` when the account had "
+    "`details.provider`), `passkey` for a passkey; `details.new_device` when the account had "
     "not been used from this device before (its owner gets a notice).",
     EventType.LOGIN_FAILED: "A sign-in was refused; `details.reason`: `unknown_account`, "
     "`wrong_password`, `account_inactive`, `email_not_verified` or `account_changed`; for a "
@@ -64,8 +67,14 @@ EVENT_DESCRIPTIONS: dict[EventType, str] = {
     "forged `state`), `oidc_provider_error` (the provider answered an error), "
     "`oidc_token_refused` (its token endpoint refused the code: replayed, or a wrong PKCE "
     "verifier), `oidc_id_token_invalid` (signature, issuer, audience, expiry or nonce), "
-    "`oidc_email_unverified` (no verified address asserted). One refused by the throttle "
-    "(429) is not recorded.",
+    "`oidc_email_unverified` (no verified address asserted); for a passkey "
+    "`passkey_ceremony_invalid` (forged, spent, expired or a registration's), `unknown_passkey`, "
+    "`passkey_user_handle` (the authenticator named another account), `passkey_origin`, "
+    "`passkey_rp_id`, `passkey_challenge`, `passkey_wrong_ceremony`, `passkey_user_not_present`, "
+    "`passkey_user_not_verified`, `passkey_signature`, `passkey_sign_count` (the signature "
+    "counter did not move forward: a cloned authenticator, or a replay), `passkey_malformed` "
+    "or `passkey_invalid`, and `already_used` when a concurrent sign-in moved the counter "
+    "first. One refused by the throttle (429) is not recorded.",
     EventType.LOGOUT: "A session was logged out with its refresh token.",
     EventType.LOGOUT_EVERYWHERE: "Every session of the account was logged out by its owner.",
     EventType.SESSION_ENDED: "One session was ended from the list of sessions.",
@@ -96,6 +105,11 @@ EVENT_DESCRIPTIONS: dict[EventType, str] = {
     "session ended).",
     EventType.OIDC_UNLINKED: "An OpenID provider's account was unlinked by the owner "
     "(`details.provider`): it no longer signs in here.",
+    EventType.PASSKEY_REGISTERED: "A passkey was registered to the account "
+    "(`details.passkey_id`, `details.name`): it signs in from now on.",
+    EventType.PASSKEY_RENAMED: "A passkey was renamed (`details.passkey_id`, `details.name`).",
+    EventType.PASSKEY_REMOVED: "A passkey was removed by the owner (`details.passkey_id`, "
+    "`details.name`): it no longer signs in.",
     EventType.API_KEY_CREATED: "An API key was created (`details.key_id`, `name`, `prefix`, "
     "`scopes`; never the key).",
     EventType.API_KEY_REVOKED: "An API key was revoked.",

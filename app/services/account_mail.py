@@ -40,6 +40,7 @@ from app.models import OneTimeToken, User, utcnow
 from app.schema.audit import EventType
 from app.schema.users import normalize_email
 from app.services import audit
+from app.services import passkeys as passkeys_service
 
 # The mails anyone may ask for by address: the sender composes them.
 Compose = Literal["reset", "verify"]
@@ -388,7 +389,9 @@ async def secure_account(*, db: AsyncSession, settings: Settings, token: str) ->
     account's again (verified: the link reached it) unless another account took
     it meanwhile; and the password is voided (replaced by a random one nobody
     knows), since whoever made the change knew it: the owner sets a new one
-    through password recovery, which now mails the owner's address.
+    through password recovery, which now mails the owner's address. The
+    account's passkeys are removed too: a stolen session could have registered
+    one (the owner registers theirs again once signed in).
 
     The earliest change's link wins: it voids the undo links issued after it
     (those of later changes, mailed to addresses the account had only since),
@@ -425,5 +428,6 @@ async def secure_account(*, db: AsyncSession, settings: Settings, token: str) ->
     user.updated_at = now
     db.add(user)
     await db.flush()
+    await passkeys_service.remove_all(db=db, user_id=user.id)
     await end_all_sessions(db=db, user_id=user.id)
     await db.commit()

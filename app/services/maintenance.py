@@ -27,6 +27,7 @@ from app.models import (
     LoginFailure,
     MailOutbox,
     OneTimeToken,
+    PasskeyCeremony,
     RefreshToken,
     utcnow,
 )
@@ -52,6 +53,8 @@ class SweepCounts:
     audit_events: int = 0
     # Login challenges (a second factor's) expired, used or not.
     login_challenges: int = 0
+    # Passkey ceremonies (registrations and sign-ins) expired, never finished.
+    passkey_ceremonies: int = 0
 
 
 async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> SweepCounts | None:
@@ -69,7 +72,8 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
       ago or more;
     - audit events that occurred AUDIT_RETENTION ago or more;
     - login challenges expired (a second step can no longer use them, and the
-      failures they caused are counted by the login throttle, not by them).
+      failures they caused are counted by the login throttle, not by them);
+    - passkey ceremonies expired (a finished one is deleted as it is taken).
 
     Nothing live is touched: a live session, its unexpired tokens, a failure
     still inside a window.
@@ -112,6 +116,9 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
         delete(AuditEvent).where(col(AuditEvent.occurred_at) <= now - settings.AUDIT_RETENTION)
     )
     challenges = await db.exec(delete(LoginChallenge).where(col(LoginChallenge.expires_at) <= now))
+    ceremonies = await db.exec(
+        delete(PasskeyCeremony).where(col(PasskeyCeremony.expires_at) <= now)
+    )
     await db.commit()
     counts = SweepCounts(
         sessions=sessions.rowcount,
@@ -121,10 +128,11 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
         one_time_tokens=one_time.rowcount,
         audit_events=events.rowcount,
         login_challenges=challenges.rowcount,
+        passkey_ceremonies=ceremonies.rowcount,
     )
     logger.info(
         "sweep deleted %d sessions, %d refresh tokens, %d login failures, %d mails, "
-        "%d single-use tokens, %d audit events, %d login challenges",
+        "%d single-use tokens, %d audit events, %d login challenges, %d passkey ceremonies",
         counts.sessions,
         counts.refresh_tokens,
         counts.login_failures,
@@ -132,6 +140,7 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
         counts.one_time_tokens,
         counts.audit_events,
         counts.login_challenges,
+        counts.passkey_ceremonies,
     )
     return counts
 

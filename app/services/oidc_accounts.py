@@ -14,8 +14,9 @@ The rules (docs/auth.md, "Sign in with OpenID Connect"), in order:
    never proved it was theirs, and the provider just proved it is this person's.
    The account is claimed, not joined: its password is voided, every session
    ends, and what its registrant could have set up to keep a way in (a second
-   factor, API keys, outstanding mailed links) is removed, as a verification
-   link does (app/services/account_mail.verify_email: pre-account hijacking).
+   factor, passkeys, API keys, outstanding mailed links) is removed, as a
+   verification link does (app/services/account_mail.verify_email: pre-account
+   hijacking).
 """
 
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from app.schema.audit import EventType
 from app.schema.oidc import OidcLinkOut
 from app.schema.users import normalize_email
 from app.services import account_mail, audit
+from app.services import passkeys as passkeys_service
 
 How = Literal["known", "created", "linked", "claimed"]
 
@@ -60,7 +62,8 @@ async def _linked_user(*, db: AsyncSession, identity: oidc.Identity) -> User | N
 
 async def _claim(*, db: AsyncSession, user: User) -> None:
     """Take an unverified account from whoever registered its address: no
-    password, no session, no second factor, no API key, no mailed link of theirs."""
+    password, no session, no second factor, no passkey, no API key, no mailed
+    link of theirs."""
     assert user.id is not None
     user.hashed_password = passwords.NO_PASSWORD
     user.is_verified = True
@@ -70,6 +73,7 @@ async def _claim(*, db: AsyncSession, user: User) -> None:
     await db.exec(delete(TotpCredential).where(col(TotpCredential.user_id) == user.id))
     await db.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
     await db.exec(delete(ApiKey).where(col(ApiKey.user_id) == user.id))
+    await passkeys_service.remove_all(db=db, user_id=user.id)
     await one_time_tokens.void_links(db=db, user_id=user.id, now=utcnow())
     await end_all_sessions(db=db, user_id=user.id)
     await db.refresh(user)  # the session epoch moved on
@@ -134,7 +138,8 @@ async def list_links(*, db: AsyncSession, user_id: int) -> list[OidcLinkOut]:
 
 async def unlink(*, db: AsyncSession, viewer: Viewer, provider: str) -> None:
     """Remove the viewer's link to `provider`: it no longer signs in here. Never
-    the last way in: an account with no password keeps its only link (409)."""
+    the last way in: an account with no password and no passkey keeps its only
+    link (409)."""
     user = await db.get(User, viewer.id, with_for_update=True)  # one unlink at a time
     if user is None:
         raise NotFound("User not found")
@@ -146,7 +151,11 @@ async def unlink(*, db: AsyncSession, viewer: Viewer, provider: str) -> None:
     removing = sum(1 for name in providers if name == provider)
     if removing == 0:
         raise NotFound("No link to this provider")
-    if removing == len(providers) and not passwords.has_password(user.hashed_password):
+    if (
+        removing == len(providers)
+        and not passwords.has_password(user.hashed_password)
+        and not await passkeys_service.count_of(db=db, user_id=viewer.id)
+    ):
         raise LastSignInMethod()
     await db.exec(
         delete(OidcIdentity).where(

@@ -23,7 +23,7 @@ from app.encryption_keys import EXAMPLE_ENCRYPTION_KEY, build_cipher
 from app.settings.base import SettingsGroup
 from app.settings.declaration import setting
 from app.settings.general import split_commas
-from app.settings.types import Duration, PositiveDuration
+from app.settings.types import Duration, PositiveDuration, origin
 from app.signing_keys import (
     Algorithm,
     KeyRing,
@@ -236,14 +236,52 @@ class AuthSettings(SettingsGroup):
         "nonce and PKCE verifier to the browser.",
     )
 
+    WEBAUTHN_RP_ID: str | None = setting(
+        None,
+        "Passkeys' relying party id: the domain passkeys are bound to, DOMAIN or a "
+        "registrable domain it is under (example.com for api.example.com: then passkeys "
+        "work on every host of example.com). Empty: DOMAIN. Changing it later orphans "
+        "every passkey registered under the old one. docs/auth.md, 'Passkeys'.",
+    )
+    WEBAUTHN_RP_NAME: str | None = setting(
+        None, "The name a browser shows when it creates a passkey; empty: PROJECT_NAME."
+    )
+    WEBAUTHN_ORIGINS: Annotated[list[str], NoDecode] = setting(
+        [],
+        "The pages (origins, scheme://host[:port], comma-separated) allowed to register "
+        "and use passkeys; each host must be WEBAUTHN_RP_ID or under it. Empty: "
+        "https://<DOMAIN>, and with ENVIRONMENT=local also http://<DOMAIN>:8000 (`make dev`).",
+    )
+    PASSKEY_CEREMONY_TTL: PositiveDuration = setting(
+        timedelta(minutes=5),
+        "How long the options of a passkey registration or sign-in stay valid: the "
+        "browser's answer must come within it, once.",
+    )
+
     # Built from the key settings when they load (see _load_keys).
     _keyring: KeyRing = PrivateAttr()
     _totp_cipher: MultiFernet = PrivateAttr()
 
-    @field_validator("SECRET_KEY_PREVIOUS", "TOTP_ENCRYPTION_KEYS", mode="before")
+    @field_validator(
+        "SECRET_KEY_PREVIOUS", "TOTP_ENCRYPTION_KEYS", "WEBAUTHN_ORIGINS", mode="before"
+    )
     @classmethod
     def _split_keys(cls, value: object) -> object:
         return split_commas(value)
+
+    @field_validator("WEBAUTHN_ORIGINS")
+    @classmethod
+    def _webauthn_origins(cls, origins: list[str]) -> list[str]:
+        """As browsers write them in clientDataJSON (no trailing slash), or refused."""
+        checked = []
+        for entry in origins:
+            try:
+                checked.append(origin(entry))
+            except ValueError:
+                raise ValueError(
+                    f"WEBAUTHN_ORIGINS: {entry!r} is not an origin: give scheme://host[:port]"
+                ) from None
+        return checked
 
     @model_validator(mode="after")
     def _load_keys(self) -> Self:

@@ -17,6 +17,8 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.exceptions import PermissionDenied
+from tests.auth.passkeys import add_passkey
+from tests.auth.soft_authenticator import SoftAuthenticator
 from tests.conftest import PASSWORD, TABLES, TEST_SECRET_KEY, bearer, create_item, register
 
 BEARER_SCHEME = "OAuth2PasswordBearer"
@@ -196,6 +198,7 @@ class World:
     victim_item: dict[str, Any]
     victim_session: str
     victim_key: str
+    victim_passkey: str
     # The provider the victim's account is linked to (`linked_at_provider`).
     victim_provider: str = "victims-provider"
 
@@ -207,6 +210,7 @@ class World:
             "name": VICTIM_ROLE,
             "key_id": self.victim_key,
             "provider": self.victim_provider,
+            "passkey_id": self.victim_passkey,
         }
         assert parameter in ids, (
             f"path parameter {parameter!r} is new: teach tests/security/surface.py "
@@ -230,7 +234,15 @@ class World:
 
 # The path parameters World knows how to aim: the IDOR suite asserts the API has
 # exactly these, so a new kind of resource fails until it is added here.
-KNOWN_PATH_PARAMETERS = {"item_id", "user_id", "session_id", "name", "key_id", "provider"}
+KNOWN_PATH_PARAMETERS = {
+    "item_id",
+    "user_id",
+    "session_id",
+    "name",
+    "key_id",
+    "provider",
+    "passkey_id",
+}
 # The role the victim holds (a harmless one: what everyone holds), and the one the
 # role schemas' examples name.
 VICTIM_ROLE = "victims-role"
@@ -243,6 +255,7 @@ MISSING_PATH_IDS: dict[str, int | str] = {
     "name": "no-such-role",
     "key_id": "5e551075-0000-4000-8000-00000000ce75",
     "provider": "no-such-provider",
+    "passkey_id": "5e551075-0000-4000-8000-0000005a55c0",
 }
 
 
@@ -261,6 +274,11 @@ async def populate(client: httpx.AsyncClient, admin_tokens: dict[str, Any]) -> W
         victim_item=await create_item(client, victim["access_token"], "Victim's item"),
         victim_session=await second_session(client, "victim@example.com", "Victim's phone"),
         victim_key=await api_key(client, victim["access_token"], "Victim's key"),
+        victim_passkey=(
+            await add_passkey(
+                client, victim["access_token"], SoftAuthenticator(), name="Victim's passkey"
+            )
+        )["id"],
     )
 
 

@@ -69,6 +69,8 @@ def test_the_suite_attacks_every_method_on_every_path_with_an_id() -> None:
         "GET /api/users/{user_id}/api-keys",
         "DELETE /api/users/{user_id}/api-keys/{key_id}",
         "DELETE /api/auth/oidc/links/{provider}",
+        "PATCH /api/auth/passkeys/{passkey_id}",
+        "DELETE /api/auth/passkeys/{passkey_id}",
     }
 
 

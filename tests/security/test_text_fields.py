@@ -45,6 +45,34 @@ ITEM = {
 }
 
 
+# What a browser's toJSON() of a passkey's registration and sign-in look like.
+REGISTRATION = {
+    "id": "AAAA",
+    "rawId": "AAAA",
+    "type": "public-key",
+    "authenticatorAttachment": "platform",
+    "clientExtensionResults": {},
+    "response": {
+        "clientDataJSON": "e30",
+        "attestationObject": "oA",
+        "transports": ["internal"],
+    },
+}
+ASSERTION = {
+    "id": "AAAA",
+    "rawId": "AAAA",
+    "type": "public-key",
+    "authenticatorAttachment": "platform",
+    "clientExtensionResults": {},
+    "response": {
+        "clientDataJSON": "e30",
+        "authenticatorData": "AAAA",
+        "signature": "AAAA",
+        "userHandle": "AAAA",
+    },
+}
+
+
 def _roles_of_user(_: Account) -> dict[str, Any]:
     return {"roles": ["admin"]}
 
@@ -181,6 +209,30 @@ OPERATIONS = [
     Operation(
         "POST", "/api/auth/totp/recovery-codes", frozenset({409}), lambda _: {"code": "123456"}
     ),
+    # A forged ceremony: the registration is refused (400); a sign-in too (401),
+    # then 429 (forged ceremonies count against the login throttle of the address).
+    Operation(
+        "POST",
+        "/api/auth/passkeys",
+        frozenset({400}),
+        lambda _: {"ceremony": "not-a-ceremony", "credential": REGISTRATION, "name": "Phone"},
+    ),
+    Operation(
+        "POST",
+        "/api/token/passkey",
+        frozenset({401, 429}),
+        lambda _: {"ceremony": "not-a-ceremony", "credential": ASSERTION},
+    ),
+    Operation(
+        "POST",
+        "/api/auth/cookie/passkey",
+        frozenset({401, 429}),
+        lambda _: {"ceremony": "not-a-ceremony", "credential": ASSERTION},
+    ),
+    # A well-formed id of no passkey: 404.
+    Operation(
+        "PATCH", "/api/auth/passkeys/{passkey_id}", frozenset({404}), lambda _: {"name": "Phone"}
+    ),
     # The test server configures no OpenID provider: a valid call finds none.
     Operation("GET", "/api/auth/oidc/{provider}/start", frozenset({404})),
     Operation("GET", "/api/auth/oidc/{provider}/callback", frozenset({404})),
@@ -291,6 +343,7 @@ def _call(
         assert role.status_code == 201, role.text
         path = path.replace("{name}", role.json()["name"])
     path = path.replace("{provider}", "unconfigured")
+    path = path.replace("{passkey_id}", "5e551075-0000-4000-8000-0000005a55c0")
     url = f"{live.base_url}{path}"
     if where == "query":
         return http.request(

@@ -283,7 +283,7 @@ async def test_the_app_sweeps_in_the_background_and_stops_at_shutdown(
     messages = [r.getMessage() for r in caplog.records if r.name == "app.services.maintenance"]
     assert (
         "sweep deleted 0 sessions, 0 refresh tokens, 1 login failures, 0 mails, "
-        "0 single-use tokens, 0 audit events, 0 login challenges" in messages
+        "0 single-use tokens, 0 audit events, 0 login challenges, 0 passkey ceremonies" in messages
     )
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -381,3 +381,35 @@ async def test_the_sweep_deletes_expired_login_challenges(app: FastAPI, settings
 
     assert counts == SweepCounts(0, 0, 0, login_challenges=len(gone))
     assert await ids(app, "login_challenges", "id") == kept
+
+
+async def add_ceremony(app: FastAPI, user_id: int | None, expires_at: datetime) -> str:
+    async with app.state.engine.begin() as connection:
+        ceremony_id: str = await connection.scalar(
+            text(
+                "INSERT INTO passkey_ceremonies (id, token_hash, purpose, user_id, challenge,"
+                " expires_at) VALUES (gen_random_uuid(), md5(random()::text), :purpose,"
+                " :user_id, '\\x00', :at) RETURNING id"
+            ),
+            {
+                "user_id": user_id,
+                "purpose": "login" if user_id is None else "register",
+                "at": expires_at,
+            },
+        )
+    return ceremony_id
+
+
+async def test_the_sweep_deletes_expired_passkey_ceremonies(
+    app: FastAPI, settings: Settings
+) -> None:
+    """A registration's or a sign-in's ceremony goes once expired; a live one stays."""
+    user_id = await add_user(app)
+    now = utcnow()
+    gone = {await add_ceremony(app, user_id, now), await add_ceremony(app, None, now - TICK)}
+    kept = {await add_ceremony(app, user_id, now + TICK), await add_ceremony(app, None, now + TICK)}
+
+    counts = await run_sweep(app, settings, now)
+
+    assert counts == SweepCounts(0, 0, 0, passkey_ceremonies=len(gone))
+    assert await ids(app, "passkey_ceremonies", "id") == kept
