@@ -39,8 +39,7 @@ from app.mail.render import RenderedMail, render_mail
 from app.models import OneTimeToken, User, utcnow
 from app.schema.audit import EventType
 from app.schema.users import normalize_email
-from app.services import audit
-from app.services import passkeys as passkeys_service
+from app.services import audit, take_back
 
 # The mails anyone may ask for by address: the sender composes them.
 Compose = Literal["reset", "verify"]
@@ -389,9 +388,9 @@ async def secure_account(*, db: AsyncSession, settings: Settings, token: str) ->
     account's again (verified: the link reached it) unless another account took
     it meanwhile; and the password is voided (replaced by a random one nobody
     knows), since whoever made the change knew it: the owner sets a new one
-    through password recovery, which now mails the owner's address. The
-    account's passkeys are removed too: a stolen session could have registered
-    one (the owner registers theirs again once signed in).
+    through password recovery, which now mails the owner's address. Every other
+    way in goes too (second factor, API keys, passkeys, provider links: any may
+    be the thief's; app/services/take_back.py).
 
     The earliest change's link wins: it voids the undo links issued after it
     (those of later changes, mailed to addresses the account had only since),
@@ -428,6 +427,5 @@ async def secure_account(*, db: AsyncSession, settings: Settings, token: str) ->
     user.updated_at = now
     db.add(user)
     await db.flush()
-    await passkeys_service.remove_all(db=db, user_id=user.id)
-    await end_all_sessions(db=db, user_id=user.id)
+    await take_back.remove_every_way_in(db=db, user_id=user.id)
     await db.commit()

@@ -26,17 +26,16 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth import oidc, one_time_tokens, passwords
-from app.auth.sessions import end_all_sessions
+from app.auth import oidc, passwords
 from app.config import Settings
 from app.database.db import flush_unless_taken
 from app.exceptions import EmailTaken, LastSignInMethod, NotFound
-from app.models import ApiKey, OidcIdentity, RecoveryCode, TotpCredential, User, utcnow
+from app.models import OidcIdentity, User, utcnow
 from app.policy import Viewer
 from app.schema.audit import EventType
 from app.schema.oidc import OidcLinkOut
 from app.schema.users import normalize_email
-from app.services import account_mail, audit
+from app.services import account_mail, audit, take_back
 from app.services import passkeys as passkeys_service
 
 How = Literal["known", "created", "linked", "claimed"]
@@ -62,20 +61,14 @@ async def _linked_user(*, db: AsyncSession, identity: oidc.Identity) -> User | N
 
 async def _claim(*, db: AsyncSession, user: User) -> None:
     """Take an unverified account from whoever registered its address: no
-    password, no session, no second factor, no passkey, no API key, no mailed
-    link of theirs."""
+    password, and no other way in of theirs (app/services/take_back.py)."""
     assert user.id is not None
     user.hashed_password = passwords.NO_PASSWORD
     user.is_verified = True
     user.updated_at = utcnow()
     db.add(user)
     await db.flush()
-    await db.exec(delete(TotpCredential).where(col(TotpCredential.user_id) == user.id))
-    await db.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
-    await db.exec(delete(ApiKey).where(col(ApiKey.user_id) == user.id))
-    await passkeys_service.remove_all(db=db, user_id=user.id)
-    await one_time_tokens.void_links(db=db, user_id=user.id, now=utcnow())
-    await end_all_sessions(db=db, user_id=user.id)
+    await take_back.remove_every_way_in(db=db, user_id=user.id)
     await db.refresh(user)  # the session epoch moved on
 
 

@@ -5,8 +5,9 @@ attacker who registered a victim's address first keeps once it is verified.
 A session alone cannot re-address the account (the current password is asked),
 a new address takes effect only when the link mailed to it is followed, the old
 address is told and can end every session and take its address back, and
-password changes and resets are announced to the account's address. Verifying
-an address (or a new one) ends every session opened before it.
+password changes and resets are announced to the account's address; taking it
+back ends every way in the thief may have added. Verifying an address (or a new
+one) ends every session opened before it.
 """
 
 import httpx
@@ -15,6 +16,8 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from tests.auth.cookie_sessions import cookie_login
+from tests.auth.second_factor import TOTP_PATH, TotpClock, enable, password_login
+from tests.auth.test_api_keys import create_key
 from tests.conftest import PASSWORD, assert_session_ended, bearer, login, me, register
 from tests.mail.helpers import mail_app
 from tests.mail.smtp_server import SmtpServer, bodies, link_of
@@ -162,3 +165,34 @@ async def test_verifying_an_address_ends_the_sessions_opened_before_it(
         _, token = link_of(await smtp.wait_for_mail("victim@example.com"))
         assert (await http.post("/api/auth/verify-email", json={"token": token})).status_code == 204
         await assert_session_ended(http, squatter)
+
+
+async def test_taking_the_account_back_ends_the_ways_in_the_thief_added(
+    settings: Settings, smtp: SmtpServer, totp_clock: TotpClock
+) -> None:
+    """A thief with the password turns a second factor on (only they can give
+    its codes), makes an API key and changes the address. The owner's "this
+    wasn't me" link takes all of it away: after a password reset the owner signs
+    in with the password alone, and the thief's key is refused."""
+    async with mail_app(settings, smtp) as (_, http):
+        await register(http)
+        stolen = await login(http)
+        await enable(http, stolen["access_token"], totp_clock)
+        key = await create_key(http, stolen["access_token"], ["profile.read"])
+        assert (await me(http, key["key"])).status_code == 200
+        assert (await change_email(http, bearer(stolen["access_token"]), THIEF)).status_code == 200
+        _, token = link_of((await smtp.wait_for_mails(OWNER, 2))[-1])
+        secured = await http.post("/api/auth/secure-account", json={"token": token})
+        assert secured.status_code == 204, secured.text
+        assert (await me(http, key["key"])).status_code == 401
+        asked = await http.post("/api/auth/password-recovery", json={"email": OWNER})
+        assert asked.status_code == 202
+        _, reset_token = link_of((await smtp.wait_for_mails(OWNER, 3))[-1])
+        reset = await http.post(
+            "/api/auth/reset-password", json={"token": reset_token, "new_password": NEW_PASSWORD}
+        )
+        assert reset.status_code == 204
+        signed_in = await password_login(http, OWNER, NEW_PASSWORD)
+        assert signed_in.status_code == 200, signed_in.text  # no second step asked
+        status = await http.get(TOTP_PATH, headers=bearer(signed_in.json()["access_token"]))
+        assert status.json()["enabled"] is False
