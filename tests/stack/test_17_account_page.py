@@ -196,6 +196,9 @@ def open_account_page(stack: Stack, page: Any, watch: Watch, state: str) -> None
     headers = response.headers
     assert PAGE_POLICY.match(headers["content-security-policy"]), headers
     assert headers["cache-control"] == "no-store"
+    # Traefik's security headers leave the page's own (tests/security/test_pages.py).
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-frame-options"] == "DENY"
     expect(page.locator("body")).to_have_attribute("data-state", state)
     # A real certificate over https: WebAuthn and the Secure cookies need it.
     assert page.evaluate("window.isSecureContext") is True
