@@ -370,22 +370,41 @@ def second_factor_flow(stack: Stack, chromium: Browser) -> None:
     expect(page.locator("#login-form")).to_be_hidden()
     expect(page.locator("body")).to_have_attribute("data-state", "signed-out")
     shot(page, "second-step")
-    page.fill("#second-factor-code", codes.fresh())  # a new step's code: each works once
+    used = codes.fresh()  # a new step's code: each works once
+    page.fill("#second-factor-code", used)
     page.click("#second-factor-submit")
     expect_signed_in(page, user)
     shot(page, "totp-signed-in")
     sign_out(page)
 
-    # A recovery code instead of the authenticator app.
+    # The same code again is refused, and the page says so; a recovery code instead
+    # of the authenticator app then signs in (the same challenge).
     sign_in_with_password(page, user)
     expect(page.locator("#second-factor-form")).to_be_visible()
+    watch.expect_refused("/api/auth/cookie/second-factor")
+    page.fill("#second-factor-code", used)
+    page.click("#second-factor-submit")
+    expect(page.locator("#login-error")).to_have_text(
+        "Incorrect code, or the challenge is no longer valid (then log in again)"
+    )
+    expect(page.locator("#second-factor-form")).to_be_visible()
+    shot(page, "second-step-refused")
     page.fill("#second-factor-code", recovery[0])
     page.click("#second-factor-submit")
     expect_signed_in(page, user)
     expect(page.locator("#totp-status")).to_contain_text("Recovery codes left: 9.")
     shot(page, "recovery-code-signed-in")
 
-    # Turned off with a current code: the password alone signs in again.
+    # The recovery code just spent does not turn it off; a current code does, and
+    # the password alone signs in again.
+    watch.expect_refused("/api/auth/totp/disable")
+    page.fill("#totp-disable-code", recovery[0])
+    page.click("#totp-disable-submit")
+    expect(page.locator("#totp-error")).to_have_text(
+        "The code is not valid: give a current code of your authenticator app, "
+        "or an unused recovery code"
+    )
+    expect(page.locator("#totp-status")).to_contain_text("On: signing in asks for a code.")
     page.fill("#totp-disable-code", codes.fresh())
     page.click("#totp-disable-submit")
     expect(page.locator("#notice")).to_have_text("The second factor is off.")
