@@ -12,12 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from app.mail import render
 
 PAGES = ["/account", "/reset-password", "/verify-email", "/secure-account"]
 SCRIPT = render.TEMPLATES / "pages" / "account.js"
 TEMPLATE = render.TEMPLATES / "pages" / "account.html"
+# The middleware Traefik applies to every response of the websecure entrypoint
+# (compose.yaml): what it sets replaces what the app answered.
+PROXY_MIDDLEWARES = Path(__file__).resolve().parents[2] / "traefik" / "dynamic" / "middlewares.yml"
 
 
 def expected_policy(page: str, nonce: str) -> str:
@@ -72,6 +76,49 @@ async def test_a_page_answers_html_under_its_exact_policy_and_strict_headers(
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def proxy_headers() -> dict[str, str]:
+    """The headers Traefik's security-headers middleware sets on every response."""
+    # A Go template: its {{ ... }} (in other middlewares) are no YAML.
+    text = re.sub(r"\{\{.*?\}\}", "0", PROXY_MIDDLEWARES.read_text())
+    options = yaml.safe_load(text)["http"]["middlewares"]["security-headers"]["headers"]
+    headers = {
+        name: value
+        for name, value in options.get("customResponseHeaders", {}).items()
+        if value  # an empty value removes the header
+    }
+    if options.get("frameDeny"):
+        headers["X-Frame-Options"] = "DENY"
+    if options.get("contentTypeNosniff"):
+        headers["X-Content-Type-Options"] = "nosniff"
+    for option, name in [
+        ("customFrameOptionsValue", "X-Frame-Options"),
+        ("referrerPolicy", "Referrer-Policy"),
+        ("contentSecurityPolicy", "Content-Security-Policy"),
+        ("permissionsPolicy", "Permissions-Policy"),
+    ]:
+        if options.get(option):
+            headers[name] = options[option]
+    return headers
+
+
+@pytest.mark.parametrize("page", PAGES)
+async def test_the_proxy_leaves_a_page_its_own_headers(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    """Deployed, the browser gets Traefik's value of a header it sets: for every
+    header a page sets, Traefik's must be the page's (it once answered the pages'
+    `no-referrer` with its `strict-origin-when-cross-origin`)."""
+    response = await client.get(page)
+    proxy = proxy_headers()
+    assert proxy["Referrer-Policy"]  # read from the file, not assumed
+    replaced = {
+        name: (response.headers[name], value)
+        for name, value in proxy.items()
+        if name in response.headers and response.headers[name] != value
+    }
+    assert replaced == {}, f"Traefik replaces {page}'s headers (page's, Traefik's): {replaced}"
 
 
 @pytest.mark.parametrize("page", PAGES)

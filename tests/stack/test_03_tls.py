@@ -40,7 +40,7 @@ def test_security_headers_are_set(stack: Stack) -> None:
     assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["x-frame-options"] == "DENY"
-    assert headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert headers["referrer-policy"] == "no-referrer"
     assert "server" not in headers
 
 
