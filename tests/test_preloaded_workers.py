@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 
 from app.config import Settings
 from devtools.embedded_postgres import EmbeddedPostgres, free_port
+from tests.test_house_rules import LAZILY_IMPORTED
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 2
@@ -225,17 +226,10 @@ print(json.dumps({
 """
 
 
-# Libraries only some requests need, imported by them: in the master they would
-# add their size to every container (docs/performance.md, memory).
-LAZY_LIBRARIES = [
-    "httpx",  # the OpenID providers' client (app/auth/oidc.py)
-    "segno",  # the TOTP QR code (app/auth/totp.py)
-    # py_webauthn and what it brings (app/auth/passkeys.py)
-    "webauthn",
-    "cbor2",
-    "OpenSSL",
-    "pyasn1",
-]
+# Libraries only some requests need, imported by them (tests/test_house_rules.py
+# holds which module imports each), and what py_webauthn brings along: in the
+# master they would add their size to every container (docs/performance.md, memory).
+LAZY_LIBRARIES = [*LAZILY_IMPORTED, "cbor2", "OpenSSL", "pyasn1"]
 
 
 def test_importing_the_app_opens_no_socket_and_starts_no_thread_nor_lazy_library(
