@@ -337,5 +337,5 @@ def new_client(trusted: ssl.SSLContext | None) -> "httpx.AsyncClient":
     return httpx.AsyncClient(
         follow_redirects=False,
         timeout=HTTP_TIMEOUT_SECONDS,
-        verify=trusted if trusted is not None else tls_context(""),
+        verify=True if trusted is None else trusted,  # True: httpx's own, the public CAs
     )
