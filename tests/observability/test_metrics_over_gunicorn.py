@@ -4,7 +4,6 @@ labelled by route template, never on the app's own port."""
 
 import os
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def requests_counted_by(server: Gunicorn, pid: int) -> float:
 
 
 @pytest.fixture
-def signed_in(gunicorn: Gunicorn) -> Iterator[tuple[str, int]]:
+def signed_in(gunicorn: Gunicorn) -> tuple[str, int]:
     base = f"http://127.0.0.1:{gunicorn.port}"
     email = f"metrics-{uuid.uuid4().hex[:8]}@example.com"
     registered = httpx.post(
@@ -81,7 +80,7 @@ def signed_in(gunicorn: Gunicorn) -> Iterator[tuple[str, int]]:
         timeout=10,
     )
     assert item.status_code == 201, item.text
-    yield token, item.json()["id"]
+    return token, item.json()["id"]
 
 
 def test_the_metrics_are_the_sums_over_the_workers_by_route_template(
@@ -103,9 +102,9 @@ def test_the_metrics_are_the_sums_over_the_workers_by_route_template(
         return httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code
 
     sent = 0
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(8) as threads:
         while sent < 400:
-            assert set(pool.map(one_read, range(40))) == {200}
+            assert set(threads.map(one_read, range(40))) == {200}
             sent += 40
             if all(requests_counted_by(gunicorn, pid) > 0 for pid in gunicorn.workers):
                 break
@@ -138,13 +137,13 @@ def test_the_metrics_are_the_sums_over_the_workers_by_route_template(
     # Both pools, both workers (livesum), sampled when each worker started.
     assert value(samples, "app_db_pool_size", pool="reads") == WORKERS * READ_POOL_SIZE
     assert value(samples, "app_db_pool_size", pool="transactions") > 0
-    for pool in ("reads", "transactions"):
+    for pool_name in ("reads", "transactions"):
         assert (
             0
-            <= value(samples, "app_db_pool_in_use", pool=pool)
-            <= value(samples, "app_db_pool_size", pool=pool)
+            <= value(samples, "app_db_pool_in_use", pool=pool_name)
+            <= value(samples, "app_db_pool_size", pool=pool_name)
         )
-        assert value(samples, "app_db_pool_timeouts_total", pool=pool) == 0
+        assert value(samples, "app_db_pool_timeouts_total", pool=pool_name) == 0
     assert value(samples, "app_db_pool_waiting", pool="reads") >= 0
     assert value(samples, "app_password_hashing_busy") >= 0
     assert value(samples, "app_password_hashing_queued") >= 0

@@ -68,7 +68,7 @@ async def test_the_trusted_proxys_request_id_is_kept_without_a_traceparent(app: 
 )
 async def test_a_malformed_request_id_is_replaced(app: FastAPI, given: str) -> None:
     async with served_from(app, TRAEFIK) as http:
-        answer = await http.get("/api/health", headers={"X-Request-Id": given.encode()})
+        answer = await http.get("/api/health", headers={b"X-Request-Id": given.encode()})
     assert answer.status_code == 200
     assert is_new_id(answer.headers["X-Request-Id"])
 
@@ -129,7 +129,7 @@ async def test_a_500_has_its_id_its_header_and_its_error_line(
     app.middleware_stack = None  # rebuilt with the new route
     try:
         transport = httpx.ASGITransport(
-            app=behind_proxy(app, TRUSTED),  # type: ignore[arg-type]
+            app=behind_proxy(app, TRUSTED),
             client=(TRAEFIK, 40000),
             raise_app_exceptions=False,
         )
