@@ -57,14 +57,19 @@ def formatter(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
+class AppLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The app's handler on the root logger, told apart from others (a test's)."""
+
+
 def configure_logging(*, level: str, log_format: str) -> None:
     """The root logger writes to stderr in `log_format`, each line with its request
-    id. Replaces what was there (logging.basicConfig would keep a first caller's)."""
-    handler = logging.StreamHandler(sys.stderr)
+    id. An app created again replaces its own handler, and only that (unlike
+    logging.basicConfig, which keeps the first caller's)."""
+    handler = AppLogHandler(sys.stderr)
     handler.setFormatter(formatter(log_format))
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if isinstance(h, AppLogHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
@@ -91,7 +96,8 @@ def gunicorn_log_config(log_format: str) -> dict[str, Any]:
         },
         # gunicorn merges this over its defaults key by key: every key of theirs
         # that names a handler is replaced.
-        "root": {"level": "INFO", "handlers": ["error_console"]},
+        # The root's handler is the app's own (configure_logging), in each worker.
+        "root": {"level": "INFO", "handlers": []},
         "loggers": {
             "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
             "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
