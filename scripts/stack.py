@@ -211,10 +211,11 @@ def check_settings(settings: Settings) -> list[str]:
 # --- The database: the stack's own, or a managed one ---------------------------
 
 
-def uses_external_database(settings: Settings) -> bool:
-    """COMPOSE_FILE names compose.external-db.yaml: no db service, the database is
-    POSTGRES_URL (docs/deploy.md, "A managed database")."""
-    files = settings.environ.get("COMPOSE_FILE", "").replace(",", ":").split(":")
+def uses_external_database(compose_files: str) -> bool:
+    """The compose files (COMPOSE_FILE, or the swarm's) include
+    compose.external-db.yaml: no db service, the database is POSTGRES_URL
+    (docs/deploy.md, "A managed database")."""
+    files = compose_files.replace(",", ":").split(":")
     return any(Path(file).name == EXTERNAL_DB_FILE for file in files)
 
 
@@ -505,6 +506,8 @@ class Stack:
     def check_settings(self) -> None:
         for warning in check_settings(self.settings):
             self.log(warning)
+        if self.external_database:
+            check_external_database(self.settings)
 
     def show_logs(self, *services: str) -> None:
         self.compose("logs", "--tail=30", *services, check=False, capture=False, to_stderr=True)
@@ -914,7 +917,7 @@ class Stack:
 
     @property
     def external_database(self) -> bool:
-        return uses_external_database(self.settings)
+        return uses_external_database(self.settings.environ.get("COMPOSE_FILE", ""))
 
     def database_tool(self, *args: str, **options: Any) -> Result:
         """Run a libpq tool against the app's database: in the db container, or, for
