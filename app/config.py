@@ -105,6 +105,18 @@ class Settings(
         return self
 
     @model_validator(mode="after")
+    def _refuse_unverified_database_in_production(self) -> Self:
+        """A managed database is reached across networks the stack does not own:
+        only verify-full stops a machine in between from posing as it."""
+        problem = self.database_tls_problem()
+        if problem is None:
+            return self
+        if self.ENVIRONMENT == "production":
+            raise ValueError(f"refusing to start in production: {problem}")
+        logger.warning("%s (tolerated because ENVIRONMENT=%s)", problem, self.ENVIRONMENT)
+        return self
+
+    @model_validator(mode="after")
     def _refuse_example_secrets_in_production(self) -> Self:
         # Even with EdDSA: switching back to HS256 must never sign with the example.
         problems = self.weak_secret_keys()
