@@ -121,13 +121,39 @@ _drain_probe: ThreadingHTTPServer | None = None
 _metrics_server: ThreadingHTTPServer | None = None
 
 
+# Make the preloaded objects immortal before the first fork (app/immortal.py):
+# workers then share their pages for good. SHARE_PRELOADED_OBJECTS=false turns it off.
+share_preloaded_objects = os.environ.get("SHARE_PRELOADED_OBJECTS", "true").lower() != "false"
+_preloaded_objects_shared = False
+
+
 def pre_fork(server: "Arbiter", worker: "Worker") -> None:
     """In the master, before each fork: freeze every object the workers inherit
     out of the garbage collector's reach. Otherwise every collection in a worker
     writes to their headers and the kernel copies each page it touches: the
-    shared app would become a private copy per worker within minutes of traffic."""
+    shared app would become a private copy per worker within minutes of traffic.
+    Before the first fork, also make them immortal, so that a worker's use of them
+    (reference counts) does not copy their pages either."""
     import_what_a_worker_imports()
+    global _preloaded_objects_shared
+    if share_preloaded_objects and not _preloaded_objects_shared:
+        _preloaded_objects_shared = True
+        share_preloaded(server)
     gc.freeze()
+
+
+def share_preloaded(server: "Arbiter") -> None:
+    from app.immortal import make_preloaded_objects_immortal, why_not_supported
+
+    reason = why_not_supported()
+    if reason is not None:
+        server.log.info("preloaded objects left mortal: %s", reason)
+        return
+    started = time.monotonic()
+    made = make_preloaded_objects_immortal()
+    server.log.info(
+        "made %d preloaded objects immortal in %.2f s", made, time.monotonic() - started
+    )
 
 
 def import_what_a_worker_imports() -> None:

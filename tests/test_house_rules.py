@@ -66,6 +66,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "app.settings",
             "app.signing_keys",
             "app.encryption_keys",
+            "app.immortal",
             "app.exceptions",
             "app.observability.metrics",
             "app.observability.metrics_server",

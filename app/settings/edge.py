@@ -89,6 +89,13 @@ class EdgeSettings(SettingsGroup):
         "out of rotation (its drain probe answers 503), before the graceful drain.",
         ge=0,
     )
+    SHARE_PRELOADED_OBJECTS: bool = setting(
+        True,
+        "Before forking its workers, gunicorn's master makes the objects it preloaded "
+        "immortal (CPython 3.12 and 3.13; app/immortal.py), so the workers keep sharing "
+        "their pages instead of copying them as they use them: about half of each "
+        "worker's private memory (docs/performance.md). 'false' turns it off.",
+    )
     AUTH_RATE_LIMIT_AVERAGE: int = setting(
         10,
         "Traefik's rate limit on /api/token*, register, the cookie login and the mail "
