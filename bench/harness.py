@@ -181,6 +181,8 @@ class Server:
                     # and no pause before stopping, there being no load balancer here.
                     "DRAIN_PROBE_PORT": str(free_port()),
                     "DRAIN_SECONDS": "0",
+                    # The metrics' port too: 9100 may be taken on a shared machine.
+                    "METRICS_PORT": env.get("METRICS_PORT") or str(free_port()),
                 },
                 stdout=output,
                 stderr=subprocess.STDOUT,

@@ -104,7 +104,6 @@ class EdgeSettings(SettingsGroup):
         "out of rotation (its drain probe answers 503), before the graceful drain.",
         ge=0,
     )
-    ACCESS_LOG: str = setting("-", "Gunicorn's access log: '-' (stdout), a file path, or 'off'.")
     AUTH_RATE_LIMIT_AVERAGE: int = setting(
         10,
         "Traefik's rate limit on /api/token*, register, the cookie login and the mail "
