@@ -77,11 +77,21 @@ def metrics_stack(configured_stack: Stack) -> Iterator[Stack]:
     )
     # metrics.<DOMAIN> needs a certificate of its own, from the pebble of this run.
     fresh_acme_account(stack)
+
+    def certified() -> bool:
+        with stack.client() as client:  # trusts the ACME root only
+            return client.get(f"https://{METRICS_HOST}/-/ready").status_code == 401
+
+    stack.wait_until(f"{METRICS_HOST}'s certificate from pebble", certified, timeout=90)
     timed(f"redeployed with COMPOSE_PROFILES=metrics, {REPLICAS} app replicas", started)
     try:
         yield stack
     finally:
         started = time.monotonic()
+        # Back to one replica first: the deploy's connection budget counts the running.
+        stack.compose(
+            "up", "--detach", "--wait", "--no-recreate", "--no-deps", "--scale", "app=1", "app"
+        )
         stack.env_file.write_text(env_file_text(stack.settings))
         stack.deploy()
         stack.compose("rm", "--force", "--stop", "prometheus", "postgres-exporter", check=False)
@@ -156,9 +166,12 @@ def test_every_replica_traefik_and_postgres_are_scraped(metrics_stack: Stack) ->
         "each replica's request counts in Prometheus", requests_per_replica, timeout=60, interval=2
     )
     pg_up = prometheus(stack, "/api/v1/query", query="pg_up")["result"]
-    traefik = prometheus(stack, "/api/v1/query", query="sum(traefik_entrypoint_requests_total)")[
-        "result"
-    ]
+    names = prometheus(stack, "/api/v1/label/__name__/values", **{"match[]": '{job="traefik"}'})
+    traefik = prometheus(
+        stack,
+        "/api/v1/query",
+        query='sum(traefik_entrypoint_requests_total{entrypoint="websecure"})',
+    )["result"]
     record_figures(
         "prometheus targets",
         {
@@ -169,7 +182,7 @@ def test_every_replica_traefik_and_postgres_are_scraped(metrics_stack: Stack) ->
     )
     assert sum(counts.values()) >= 20
     assert [float(sample["value"][1]) for sample in pg_up] == [1.0]
-    assert traefik
+    assert traefik, " ".join(name for name in names if name.startswith("traefik_"))
     assert float(traefik[0]["value"][1]) > 0
 
 
