@@ -200,6 +200,11 @@ def check_settings(settings: Settings) -> list[str]:
             f"swallow every mail and show them at https://mail.{domain}. Remove it from "
             "COMPOSE_PROFILES and set SMTP_HOST to your provider (docs/mail.md, Setting up SMTP)"
         )
+    if "metrics" in profiles and not settings["PROMETHEUS_USERS"]:
+        raise Refusal(
+            "COMPOSE_PROFILES=metrics needs PROMETHEUS_USERS, who may open "
+            f"https://metrics.{domain} (htpasswd -nbB admin 'a-password')"
+        )
     if settings["TRAEFIK_DASHBOARD"] == "true" and not settings["TRAEFIK_DASHBOARD_USERS"]:
         raise Refusal(
             "TRAEFIK_DASHBOARD=true needs TRAEFIK_DASHBOARD_USERS "

@@ -50,6 +50,8 @@ class EdgeSettings(SettingsGroup):
     TRAEFIK_IMAGE: str = setting("", PINNED)
     POSTGRES_IMAGE: str = setting("", PINNED)
     MAILDEV_IMAGE: str = setting("", PINNED)
+    PROMETHEUS_IMAGE: str = setting("", PINNED)
+    POSTGRES_EXPORTER_IMAGE: str = setting("", PINNED)
     PYTHON_IMAGE: str = setting("", "Empty: the base of the app's image pinned in compose.yaml.")
     APP_IMAGE: str = setting(
         "",
@@ -67,9 +69,22 @@ class EdgeSettings(SettingsGroup):
     )
     COMPOSE_PROFILES: str = setting(
         "",
-        "Optional services of compose.yaml: 'mail-catcher' runs MailDev, which "
-        "receives every mail and shows them at https://mail.<DOMAIN>. For development "
-        "only: `make .env` turns it on for a new local .env; production refuses it.",
+        "Optional services of compose.yaml, comma-separated: 'metrics' runs "
+        "Prometheus (scraping every app replica, Traefik and Postgres through its "
+        "exporter, with the alert rules of prometheus/alerts.yml) at "
+        "https://metrics.<DOMAIN> behind PROMETHEUS_USERS; 'mail-catcher' runs "
+        "MailDev, which receives every mail and shows them at https://mail.<DOMAIN>, "
+        "for development only: `make .env` turns it on for a new local .env; "
+        "production refuses it.",
+    )
+    PROMETHEUS_USERS: SecretStr = setting(
+        SecretStr(""),
+        "Who may open https://metrics.<DOMAIN> (profile 'metrics'): "
+        "'admin:<bcrypt hash>' from `htpasswd -nbB admin 'a-password'` (keep the "
+        "single quotes: the hash holds $). The profile refuses to start without it.",
+    )
+    PROMETHEUS_RETENTION: str = setting(
+        "15d", "How long Prometheus keeps its samples (its --storage.tsdb.retention.time)."
     )
     APP_REPLICAS: int = setting(
         3, "Docker Swarm only (make deploy-swarm): the app's replicas.", ge=1

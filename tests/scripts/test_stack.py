@@ -104,6 +104,11 @@ PEBBLE = "https://pebble:14000/dir"
             "COMPOSE_PROFILES and set SMTP_HOST to your provider (docs/mail.md, Setting up SMTP)",
         ),
         (
+            {"COMPOSE_PROFILES": "metrics"},
+            "COMPOSE_PROFILES=metrics needs PROMETHEUS_USERS, who may open "
+            "https://metrics.stack.localhost (htpasswd -nbB admin 'a-password')",
+        ),
+        (
             {"TRAEFIK_DASHBOARD": "true"},
             "TRAEFIK_DASHBOARD=true needs TRAEFIK_DASHBOARD_USERS "
             "(htpasswd -nbB admin 'a-password')",
@@ -133,6 +138,7 @@ def test_settings_that_would_start_a_broken_or_unsafe_stack_are_refused(
         {"COMPOSE_PROFILES": "mail-catcher", "ENVIRONMENT": "local"},
         {"COMPOSE_PROFILES": "mail-catcher-not", "ENVIRONMENT": "production"},
         {"TRAEFIK_DASHBOARD": "true", "TRAEFIK_DASHBOARD_USERS": "admin:$2y$..."},
+        {"COMPOSE_PROFILES": "metrics", "PROMETHEUS_USERS": "admin:$2y$...", "ENVIRONMENT": "production"},
     ],
 )
 def test_settings_that_are_fine_pass(values: dict[str, str]) -> None:
