@@ -73,7 +73,7 @@ fmt: install ## Format and auto-fix with ruff
 
 # --- Benchmark (bench/; not a test: targets are reported, never fail the build) ----
 .PHONY: bench
-bench: install bench-tools $(RUNTIME_VENV)/bin/gunicorn ## App vs a raw ASGI baseline under wrk: table, results.json, chart (~8 min)
+bench: install bench-tools $(RUNTIME_VENV)/bin/gunicorn ## App vs a raw ASGI baseline (and vs itself without metrics) under wrk: table, results.json, chart (~10 min)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 .PHONY: bench-smoke
