@@ -30,7 +30,9 @@ ITEM = "INSERT INTO items (owner_id, name, price) VALUES (:id, 'Espresso machine
 
 
 def index_columns(engine: Engine, table: str) -> dict[str, list[str | None]]:
-    return {index["name"]: index["column_names"] for index in inspect(engine).get_indexes(table)}
+    return {
+        str(index["name"]): index["column_names"] for index in inspect(engine).get_indexes(table)
+    }
 
 
 def index_definition(engine: Engine, name: str) -> str:

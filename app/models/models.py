@@ -520,10 +520,7 @@ class Item(SQLModel, table=True):
     # `q` is served by the trigram indexes (pg_trgm), `tag` by the GIN on tags.
     __table_args__ = (
         Index("ix_items_tags", "tags", postgresql_using="gin"),
-        *(
-            Index(f"ix_items_owner_{field}", "owner_id", field, "id")
-            for field in ITEM_SORT_FIELDS
-        ),
+        *(Index(f"ix_items_owner_{field}", "owner_id", field, "id") for field in ITEM_SORT_FIELDS),
         *(Index(f"ix_items_{field}", field, "id") for field in ITEM_SORT_FIELDS),
         *(
             Index(

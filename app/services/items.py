@@ -108,12 +108,20 @@ async def list_items(
     reader: ReadPool,
     viewer: Viewer,
     params: ItemListParams,
+    exact_total_limit: int,
 ) -> Page[ItemOut]:
     values = _list_values(params)
     scope = item_scope(viewer)
     sql = _list_sql(scope=scope, filters=frozenset(values), order=SortOrder(params.sort))
     values.update(scope.values(viewer))
-    return await paginate(reader=reader, sql=sql, values=values, params=params, out=ItemOut)
+    return await paginate(
+        reader=reader,
+        sql=sql,
+        values=values,
+        params=params,
+        exact_total_limit=exact_total_limit,
+        out=ItemOut,
+    )
 
 
 async def _get_writable(

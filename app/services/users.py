@@ -85,9 +85,18 @@ def _list_sql(order: SortOrder) -> ListSQL:
     return list_sql(_USER_COLUMNS, model=User, order=order)
 
 
-async def list_users(*, reader: ReadPool, params: UserListParams) -> Page[UserOut]:
+async def list_users(
+    *, reader: ReadPool, params: UserListParams, exact_total_limit: int
+) -> Page[UserOut]:
     sql = _list_sql(SortOrder(params.sort))
-    return await paginate(reader=reader, sql=sql, values={}, params=params, out=UserOut)
+    return await paginate(
+        reader=reader,
+        sql=sql,
+        values={},
+        params=params,
+        exact_total_limit=exact_total_limit,
+        out=UserOut,
+    )
 
 
 _USER_EXISTS_SQL = driver_sql(select_columns(col(User.id)).where(col(User.id) == bindparam("id")))

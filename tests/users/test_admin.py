@@ -33,7 +33,7 @@ async def test_admin_lists_users_in_a_paginated_envelope(
     response = await admin_call(client, "GET", token)
     assert response.status_code == 200
     page = response.json()
-    assert set(page) == {"items", "total", "limit", "offset"}
+    assert set(page) == {"items", "total", "total_exact", "limit", "offset", "next"}
     assert (page["total"], page["limit"], page["offset"]) == (3, 20, 0)
     # Default order: oldest account first.
     assert [user["email"] for user in page["items"]] == [
