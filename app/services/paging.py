@@ -30,6 +30,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy import select as select_columns
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from app.database.reads import ReadConnection, ReadPool, driver_sql
 from app.schema.common import Page, PageParams
@@ -90,6 +91,13 @@ class ListSQL:
     estimate: str
 
 
+def _python_type(column_type: TypeEngine[Any]) -> type:
+    # A TypeDecorator (SQLModel's AutoString) claims `object`: ask what it wraps.
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
+    return column_type.python_type
+
+
 def list_sql(statement: AnySelect, *, model: Any, order: SortOrder) -> ListSQL:
     """`statement`'s rows sorted (ties broken by id, so pages never overlap), and
     the statements that page through and count them."""
@@ -100,7 +108,7 @@ def list_sql(statement: AnySelect, *, model: Any, order: SortOrder) -> ListSQL:
     return ListSQL(
         name=model.__tablename__,
         order=order,
-        key_type=getattr(model, order.field).type.python_type,
+        key_type=_python_type(getattr(model, order.field).type),
         first_page=driver_sql(ordered),
         page_after=driver_sql(ordered.where(order.after(model))),
         key_at_offset=driver_sql(
