@@ -52,6 +52,8 @@ ITEMS, USERS = 10_000_000, 1_000
 SMOKE_ITEMS, SMOKE_USERS = 20_000, 20
 TARGET_MS = 50.0
 SEARCH = "numbered 123"
+# One match only, one of the oldest items: deep in the newest-first order.
+RARE_SEARCH = "numbered {number}"
 TAG = "t3"
 TAGS = 20
 # Seeded user 1 is the admin; user 2 is the user whose lists are measured.
@@ -73,6 +75,7 @@ class ListCase:
 
 def cases(*, items: int, users: int) -> list[ListCase]:
     per_user = items // users
+    rare_search = RARE_SEARCH.format(number=items - 1)
     return [
         ListCase("user: first page", "user", {}, 34),
         ListCase(
@@ -82,6 +85,8 @@ def cases(*, items: int, users: int) -> list[ListCase]:
         ListCase("admin: first page", "admin", {}, 892),
         ListCase(f"admin: offset {items // 2:,}", "admin", {"offset": items // 2}, 2960),
         ListCase(f"admin: q={SEARCH}", "admin", {"q": SEARCH}, 5922),
+        # No match among the newest rows: the trigram index answers, not the window.
+        ListCase(f"admin: q={rare_search}", "admin", {"q": rare_search}),
         ListCase(f"admin: tag={TAG}", "admin", {"tag": TAG}, 1890),
         ListCase("admin: sort=price", "admin", {"sort": "price"}, 851),
         ListCase(

@@ -64,7 +64,7 @@ async def list_items(
             reader=reader,
             viewer=viewer,
             params=params,
-            exact_total_limit=settings.LIST_EXACT_TOTAL_LIMIT,
+            settings=settings,
         )
     )
 

@@ -181,9 +181,7 @@ async def list_users(
 ) -> PydanticJSONResponse:
     """Sorted and paginated like items: follow `next` with `cursor`."""
     return PydanticJSONResponse(
-        await users_service.list_users(
-            reader=reader, params=params, exact_total_limit=settings.LIST_EXACT_TOTAL_LIMIT
-        )
+        await users_service.list_users(reader=reader, settings=settings, params=params)
     )
 
 

@@ -86,7 +86,7 @@ def _list_sql(order: SortOrder) -> ListSQL:
 
 
 async def list_users(
-    *, reader: ReadPool, params: UserListParams, exact_total_limit: int
+    *, reader: ReadPool, settings: Settings, params: UserListParams
 ) -> Page[UserOut]:
     sql = _list_sql(SortOrder(params.sort))
     return await paginate(
@@ -94,7 +94,7 @@ async def list_users(
         sql=sql,
         values={},
         params=params,
-        exact_total_limit=exact_total_limit,
+        settings=settings,
         out=UserOut,
     )
 

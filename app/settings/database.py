@@ -64,6 +64,14 @@ class DatabaseSettings(SettingsGroup):
         ge=1,
     )
 
+    LIST_COUNT_TIMEOUT: float = setting(
+        0.02,
+        "Seconds a list may spend counting its matches exactly (up to "
+        "LIST_EXACT_TOTAL_LIMIT); past it `total` is the planner's estimate and "
+        "`total_exact` is false, so a costly count never slows a page.",
+        gt=0,
+    )
+
     @field_validator("POSTGRES_URL")
     @classmethod
     def _check_host_port(cls, value: str) -> str:

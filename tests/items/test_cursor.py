@@ -4,7 +4,9 @@ included), stays right while rows come and go, ends with null, and is refused
 LIST_EXACT_TOTAL_LIMIT and an estimate (`total_exact: false`) beyond."""
 
 import base64
+import dataclasses
 import json
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +14,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.services import cursors
+from app.services import cursors, paging
+from app.services import items as items_service
+from app.services.paging import ListSQL
 from tests.conftest import bearer, create_item, register
 
 SORTS = ["name", "-name", "price", "-price", "created_at", "-created_at"]
@@ -60,7 +64,8 @@ def sort_key(sort: str) -> Any:
 def exact_total_limit(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> int:
     """LIST_EXACT_TOTAL_LIMIT lowered to 5 for the app under test."""
     lowered = app.state.settings.model_copy(update={"LIST_EXACT_TOTAL_LIMIT": 5})
-    monkeypatch.setattr(app.state, "settings", lowered)
+    # setitem: State keeps its attributes in a dict, which setattr could not restore.
+    monkeypatch.setitem(app.state._state, "settings", lowered)
     return 5
 
 
@@ -276,3 +281,53 @@ async def test_total_is_exact_up_to_the_bound_and_an_estimate_beyond(
     # A page that reaches the end from the start counts itself, whatever the bound.
     _, whole = await get_page(client, token, limit=100)
     assert (whole["total"], whole["total_exact"]) == (6, True)
+
+
+async def test_a_count_past_its_deadline_gives_way_to_the_estimate(
+    client: httpx.AsyncClient,
+    user_tokens: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A count slower than LIST_COUNT_TIMEOUT (here: one that sleeps) is cancelled:
+    the page comes back, its total the estimate, never below what it shows."""
+    token = user_tokens["access_token"]
+    for number in range(3):
+        await create_item(client, token, f"item {number}")
+    real = items_service._list_sql
+
+    def slow_count(**shape: Any) -> ListSQL:
+        sql = real(**shape)
+        return dataclasses.replace(
+            sql, bounded_count="SELECT count(*) AS count FROM (SELECT pg_sleep(2)) AS slow"
+        )
+
+    monkeypatch.setattr(items_service, "_list_sql", slow_count)
+    started = time.monotonic()
+    status, page = await get_page(client, token, limit=2)
+    assert status == 200
+    assert time.monotonic() - started < 1
+    assert page["total_exact"] is False
+    assert page["total"] >= 3  # the two shown, and the one `next` promises
+    assert len(page["items"]) == 2
+
+
+async def test_a_search_finds_matches_inside_and_beyond_its_first_window(
+    client: httpx.AsyncClient, user_tokens: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`q` is tried on the next SCAN_ROWS rows of the sort first (here 3): a page
+    found there, a window that reaches the end, and matches beyond the window all
+    come back in order, each once."""
+    monkeypatch.setattr(paging, "SCAN_ROWS", 3)
+    token = user_tokens["access_token"]
+    names = [
+        f"{'lamp' if number in {0, 1, 2, 7, 11} else 'chair'} {number:02}" for number in range(13)
+    ]
+    for name in names:
+        await create_item(client, token, name)
+    expected = [name for name in names if name.startswith("lamp")]
+    for limit in (1, 2, 5):
+        pages = await walk(client, token, limit=limit, q="LAMP", sort="name")
+        assert [item["name"] for page in pages for item in page["items"]] == expected
+        assert all((page["total"], page["total_exact"]) == (5, True) for page in pages)
+    newest_first = await walk(client, token, limit=2, q="lamp")
+    assert [item["name"] for page in newest_first for item in page["items"]] == expected[::-1]
