@@ -47,9 +47,9 @@ class Page(BaseModel, Generic[T]):
     )
     total_exact: bool = Field(
         description=(
-            "False when there are more matches than the server counts exactly "
-            "(10,000 by default): `total` is then the database planner's estimate, "
-            "never below the bound."
+            "False when the matches were too many (over 10,000 by default) or too "
+            "slow to count exactly: `total` is then the database planner's "
+            "estimate, never below what the pages showed."
         ),
         examples=[True],
     )
