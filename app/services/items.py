@@ -79,7 +79,9 @@ def _list_sql(*, scope: ItemScope, filters: frozenset[str], order: SortOrder) ->
     conditions = partial(_conditions, filters=filters)
     statement = scoped.where(*conditions(Item.__table__.c))  # type: ignore[attr-defined]
     scan_first = ScanFirst(unfiltered=scoped, conditions=conditions) if "q" in filters else None
-    return list_sql(statement, model=Item, order=order, scan_first=scan_first)
+    return list_sql(
+        statement, model=Item, order=order, filtered=bool(filters), scan_first=scan_first
+    )
 
 
 def _list_values(params: ItemListParams) -> dict[str, Any]:

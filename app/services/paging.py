@@ -14,11 +14,14 @@ by the sort's index and filtered. When they hold a full page, or are all that
 is left, that is the page; otherwise the filtered statement reads it, with
 whatever index the planner picks.
 
-`total` is exact when a count finds at most LIST_EXACT_TOTAL_LIMIT matches within
-LIST_COUNT_TIMEOUT. Otherwise it is the planner's estimate of the matches (from
-the table's statistics: pg_class.reltuples for an unfiltered list), never below
-what the pages showed, and `total_exact` is false. No count is tried when the
-estimate is far beyond the bound (TRUSTED_ESTIMATE_FACTOR).
+`total` is exact when a count finds at most LIST_EXACT_TOTAL_LIMIT matches.
+Otherwise it is the planner's estimate of the matches (from the table's
+statistics: pg_class.reltuples for an unfiltered list), never below what the
+pages showed, and `total_exact` is false. A list without filters is counted at
+once: reading the bound's worth of index entries is cheap. A filtered one is
+estimated first, and counted only when the estimate is not far beyond the bound
+(TRUSTED_ESTIMATE_FACTOR), within LIST_COUNT_TIMEOUT: a filter may make even a
+bounded count slow (rare matches, or an index that reads much to find them).
 """
 
 from collections.abc import Callable
@@ -128,6 +131,8 @@ class ListSQL:
     bounded_count: str
     # EXPLAIN of the matches: the planner's estimate of how many.
     estimate: str
+    # Whether filters narrow the list (beyond its scope).
+    filtered: bool
     scan: ScanSQL | None = None
 
 
@@ -169,10 +174,16 @@ def _scan_sql(scan: ScanFirst, *, model: Any, order: SortOrder) -> ScanSQL:
 
 
 def list_sql(
-    statement: AnySelect, *, model: Any, order: SortOrder, scan_first: ScanFirst | None = None
+    statement: AnySelect,
+    *,
+    model: Any,
+    order: SortOrder,
+    filtered: bool = False,
+    scan_first: ScanFirst | None = None,
 ) -> ListSQL:
     """`statement`'s rows sorted (ties broken by id, so pages never overlap), and
-    the statements that page through and count them."""
+    the statements that page through and count them. `filtered`: the statement
+    has filters beyond its scope."""
     ordered = statement.order_by(*order.clauses(model)).limit(bindparam("limit"))
     matches: AnySelect = statement.with_only_columns(
         literal_column("1"), maintain_column_froms=True
@@ -195,6 +206,7 @@ def list_sql(
             )
         ),
         estimate="EXPLAIN (FORMAT JSON) " + driver_sql(matches),
+        filtered=filtered,
         scan=None if scan_first is None else _scan_sql(scan_first, model=model, order=order),
     )
 
@@ -267,8 +279,14 @@ async def _total(
 ) -> tuple[int, bool]:
     """How many match, and whether exactly (see the module's docstring); `seen`
     is how many the pages showed there are at least."""
-    estimate = max(seen, await _estimate(connection, sql=sql, values=values))
     bound = settings.LIST_EXACT_TOTAL_LIMIT
+    counting = {**values, "count_limit": bound + 1}
+    if not sql.filtered:
+        count = await _count(connection, sql=sql, values=counting)
+        if count <= bound:
+            return count, True
+        return max(count, seen, await _estimate(connection, sql=sql, values=values)), False
+    estimate = max(seen, await _estimate(connection, sql=sql, values=values))
     if estimate > TRUSTED_ESTIMATE_FACTOR * bound:
         return estimate, False
     deadline_ms = str(max(1, round(settings.LIST_COUNT_TIMEOUT * 1000)))
@@ -277,15 +295,18 @@ async def _total(
             await connection.execute(
                 "SELECT set_config('statement_timeout', %s, true)", [deadline_ms]
             )
-            counted = await _fetch_all(
-                connection, sql.bounded_count, {**values, "count_limit": bound + 1}
-            )
+            count = await _count(connection, sql=sql, values=counting)
     except psycopg.errors.QueryCanceled:
         return estimate, False
-    count: int = counted[0]["count"]
     if count <= bound:
         return count, True
     return max(count, estimate), False
+
+
+async def _count(connection: ReadConnection, *, sql: ListSQL, values: dict[str, Any]) -> int:
+    counted = await _fetch_all(connection, sql.bounded_count, values)
+    count: int = counted[0]["count"]
+    return count
 
 
 async def paginate(
