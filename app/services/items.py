@@ -73,8 +73,8 @@ def _conditions(columns: Any, *, filters: frozenset[str]) -> list[ColumnElement[
 def _list_sql(*, scope: ItemScope, filters: frozenset[str], order: SortOrder) -> ListSQL:
     """The list's statements for one shape: whose items, which filters are set,
     the order. Values are bound per request (see _list_values). A substring
-    search is tried on the newest (first) rows of the sort first: the trigram
-    indexes are slow for substrings whose trigrams are common (app/services/paging.py)."""
+    search is tried on the next rows of the sort first, before the trigram indexes,
+    which are slow for substrings whose trigrams are common (app/services/paging.py)."""
     scoped = scope.restrict(_ITEM_COLUMNS)
     conditions = partial(_conditions, filters=filters)
     statement = scoped.where(*conditions(Item.__table__.c))  # type: ignore[attr-defined]
