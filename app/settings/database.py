@@ -65,7 +65,7 @@ class DatabaseSettings(SettingsGroup):
     )
 
     LIST_COUNT_TIMEOUT: float = setting(
-        0.02,
+        0.01,
         "Seconds a list may spend counting its matches exactly (up to "
         "LIST_EXACT_TOTAL_LIMIT); past it `total` is the planner's estimate and "
         "`total_exact` is false, so a costly count never slows a page.",
