@@ -73,12 +73,18 @@ fmt: install ## Format and auto-fix with ruff
 
 # --- Benchmark (bench/; not a test: targets are reported, never fail the build) ----
 .PHONY: bench
-bench: install bench-tools $(RUNTIME_VENV)/bin/gunicorn ## App vs a raw ASGI baseline (and vs itself without metrics) under wrk: table, results.json, chart (~10 min)
+bench: install bench-tools $(RUNTIME_VENV)/bin/gunicorn ## App vs a raw ASGI baseline (and vs itself without metrics) under wrk, then the lists at 10M items (~10 min; the first data load ~15-30 min more)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.scale $(BENCH_SCALE_ARGS)
+
+.PHONY: bench-scale
+bench-scale: install $(RUNTIME_VENV)/bin/gunicorn ## Only the lists at data scale: 10M items kept in .local/bench-scale/ between runs
+	$(BIN)/python -m bench.scale $(BENCH_SCALE_ARGS)
 
 .PHONY: bench-smoke
 bench-smoke: install bench-tools $(RUNTIME_VENV)/bin/gunicorn ## The benchmark's harness end to end in seconds (one short run each)
 	$(BIN)/python -m bench --smoke
+	$(BIN)/python -m bench.scale --smoke
 
 # The benchmark's servers run from requirements.txt alone, as in the image.
 $(RUNTIME_VENV)/bin/gunicorn: requirements.txt .local/runtime-python

@@ -130,6 +130,14 @@ class NotFound(DomainError):
     detail = "Not found"
 
 
+class InvalidCursor(DomainError):
+    """A list's `cursor` that this list did not issue: garbled, or made for another
+    sort, other filters or another caller."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    detail = "Invalid cursor"
+
+
 class Conflict(DomainError):
     status_code = status.HTTP_409_CONFLICT
     detail = "Conflict"

@@ -5,15 +5,20 @@ What the app does per request, and nothing more: verify the HS256 access token
 (pyjwt: pinned algorithm, `iss`, `aud`, every claim required), one query for "the
 active user with a live session", with their roles' permissions
 (app/auth/service.py user_from_access_token), and
-for the list a count and a page of 20 sorted by `-created_at` then `id`
-(app/services/items.py, paging.py), through a psycopg async pool of autocommit
-connections; the JSON has the shape of the app's `Page[ItemOut]` and `UserOut`.
+for the list a page of 20 (and one more, which tells whether a next page
+follows) sorted by `-created_at` then `-id`, a count bounded by
+LIST_EXACT_TOTAL_LIMIT when the page does not count itself, and the next page's
+cursor (app/services/items.py, paging.py, cursors.py), through a psycopg async
+pool of autocommit connections; the JSON has the shape of the app's
+`Page[ItemOut]` and `UserOut`.
 It is what the app's framework, ORM and validation cost is measured against.
 
 Run like the app: `gunicorn bench.baseline:app --bind ...` (gunicorn.conf.py: the
 same uvicorn workers), configured by the app's environment variables.
 """
 
+import base64
+import hashlib
 import json
 import os
 import uuid
@@ -47,12 +52,16 @@ FROM users JOIN auth_sessions ON auth_sessions.user_id = users.id
 WHERE users.id = %s AND users.is_active IS true
   AND auth_sessions.id = %s AND auth_sessions.revoked_at IS NULL
 """
-COUNT_ITEMS = "SELECT count(*) FROM items WHERE items.owner_id = %s"
+COUNT_ITEMS = """
+SELECT count(*) FROM (SELECT 1 FROM items WHERE items.owner_id = %s LIMIT %s) AS matches
+"""
+ESTIMATE_ITEMS = "EXPLAIN (FORMAT JSON) SELECT 1 FROM items WHERE items.owner_id = %s"
 PAGE_OF_ITEMS = """
 SELECT id, owner_id, name, description, price, tax, tags, image, created_at, updated_at
 FROM items WHERE items.owner_id = %s
-ORDER BY items.created_at DESC, items.id LIMIT %s OFFSET %s
+ORDER BY items.created_at DESC, items.id DESC LIMIT %s
 """
+ITEMS_CURSOR_VERSION = 1
 
 CONSTANT = json.dumps({"status": "ok"}).encode()
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -88,6 +97,7 @@ class Baseline:
             kwargs={"autocommit": True},
             open=False,
         )
+        self.exact_total_limit = int(_env("LIST_EXACT_TOTAL_LIMIT", "10000"))
         self.secret = _env("SECRET_KEY", "")
         self.issuer = _env("JWT_ISSUER", "fastapi-stack")
         self.audience = _env("JWT_AUDIENCE", "fastapi-stack-api")
@@ -155,21 +165,35 @@ class Baseline:
 
     async def _items(self, scope: Scope) -> bytes:
         user_id, session_id = self._claims(scope)
-        limit, offset = _paging(scope["query_string"])
+        limit = _page_size(scope["query_string"])
         async with self.pool.connection() as connection:
             user = await (await connection.execute(CURRENT_USER, (user_id, session_id))).fetchone()
             if user is None:
                 raise NotAuthenticated()
-            counted = await (await connection.execute(COUNT_ITEMS, (user_id,))).fetchone()
-            rows = await (
-                await connection.execute(PAGE_OF_ITEMS, (user_id, limit, offset))
-            ).fetchall()
-        assert counted is not None
+            rows = await (await connection.execute(PAGE_OF_ITEMS, (user_id, limit + 1))).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            total, exact = len(rows), True
+            if more:
+                bound = self.exact_total_limit
+                counted = await (
+                    await connection.execute(COUNT_ITEMS, (user_id, bound + 1))
+                ).fetchone()
+                assert counted is not None
+                total = counted[0]
+                if total > bound:
+                    explained = await (
+                        await connection.execute(ESTIMATE_ITEMS, (user_id,))
+                    ).fetchone()
+                    assert explained is not None
+                    total, exact = max(total, explained[0][0]["Plan"]["Plan Rows"]), False
         page = {
             "items": [_item_out(row) for row in rows],
-            "total": counted[0],
+            "total": total,
+            "total_exact": exact,
             "limit": limit,
-            "offset": offset,
+            "offset": 0,
+            "next": _items_cursor(user_id, rows[-1]) if more else None,
         }
         return json.dumps(page).encode()
 
@@ -184,13 +208,27 @@ def _bearer_token(scope: Scope) -> str:
     raise NotAuthenticated()
 
 
-def _paging(query_string: bytes) -> tuple[int, int]:
+def _page_size(query_string: bytes) -> int:
+    """The first page only: what the benchmark asks for."""
     query = parse_qs(query_string.decode("latin-1"))
     limit = int(query.get("limit", ["20"])[0])
-    offset = int(query.get("offset", ["0"])[0])
-    if not 1 <= limit <= MAX_PAGE_SIZE or offset < 0:
-        raise ValueError("limit or offset out of range")
-    return limit, offset
+    if not 1 <= limit <= MAX_PAGE_SIZE or set(query) - {"limit"}:
+        raise ValueError("limit out of range, or a parameter the baseline does not serve")
+    return limit
+
+
+def _items_cursor(owner_id: int, last: TupleRow) -> str:
+    """The cursor the app gives the default sort of a user's items: the last row's
+    sort key and id, and the list's fingerprint (app/services/cursors.py)."""
+    canonical = json.dumps(
+        ["items", "-created_at", [["owner_id", owner_id]]], separators=(",", ":")
+    )
+    digest = hashlib.sha256(canonical.encode()).digest()[:12]
+    fingerprint = base64.urlsafe_b64encode(digest).decode()
+    item_id, created_at = last[0], last[8]
+    payload = [ITEMS_CURSOR_VERSION, fingerprint, created_at.isoformat(), item_id]
+    encoded = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(encoded).decode().rstrip("=")
 
 
 def _timestamp(moment: datetime) -> str:

@@ -47,6 +47,8 @@ async def test_protected_operations_document_their_401(schema: dict[str, Any]) -
         ("/api/token/", "post", "401"),
         ("/api/token/", "post", "429"),
         ("/api/items/{item_id}", "get", "404"),
+        ("/api/items/", "get", "400"),
+        ("/api/users/", "get", "400"),
         ("/api/users/", "get", "403"),
         ("/api/auth/sessions/{session_id}", "delete", "404"),
         ("/api/users/{user_id}/sessions", "get", "404"),
@@ -82,6 +84,23 @@ async def test_domain_errors_are_documented(
     documented = response["content"]["application/json"]
     assert documented["schema"] == {"$ref": "#/components/schemas/ErrorDetail"}
     assert "detail" in documented["example"]
+
+
+@pytest.mark.parametrize(
+    ("path", "page"), [("/api/items/", "Page_ItemOut_"), ("/api/users/", "Page_UserOut_")]
+)
+async def test_lists_document_the_cursor_next_and_whether_the_total_is_exact(
+    schema: dict[str, Any], path: str, page: str
+) -> None:
+    parameters = {p["name"]: p for p in schema["paths"][path]["get"]["parameters"]}
+    assert {"limit", "offset", "cursor"} <= set(parameters)
+    assert "slow" in parameters["offset"]["description"]
+    assert "`next`" in parameters["cursor"]["description"]
+    fields = schema["components"]["schemas"][page]["properties"]
+    assert {"items", "total", "total_exact", "limit", "offset", "next"} == set(fields)
+    assert fields["total_exact"]["type"] == "boolean"
+    assert "estimate" in fields["total"]["description"]
+    assert "cursor" in fields["next"]["description"]
 
 
 async def test_the_token_endpoint_documents_form_and_json_bodies(schema: dict[str, Any]) -> None:

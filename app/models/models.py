@@ -162,6 +162,15 @@ class AuthSession(SQLModel, table=True):
     """
 
     __tablename__ = "auth_sessions"
+    # The sweep's: sessions expired, or revoked, long enough ago.
+    __table_args__ = (
+        Index("ix_auth_sessions_expires_at", "expires_at"),
+        Index(
+            "ix_auth_sessions_revoked_at",
+            "revoked_at",
+            postgresql_where=text("revoked_at IS NOT NULL"),
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     user_id: int = Field(
@@ -187,6 +196,7 @@ class RefreshToken(SQLModel, table=True):
     """A refresh token is stored by its `jti` only: the row cannot be replayed."""
 
     __tablename__ = "refresh_tokens"
+    __table_args__ = (Index("ix_refresh_tokens_expires_at", "expires_at"),)  # the sweep's
 
     jti: uuid.UUID = Field(primary_key=True)
     session_id: uuid.UUID = Field(
@@ -209,7 +219,10 @@ class LoginFailure(SQLModel, table=True):
     or an attempt still being checked (removed again when it succeeds)."""
 
     __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_key_at", "key", "failed_at"),)
+    __table_args__ = (
+        Index("ix_login_failures_key_at", "key", "failed_at"),
+        Index("ix_login_failures_failed_at", "failed_at"),  # the sweep's
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=64)
@@ -221,7 +234,10 @@ class OneTimeToken(SQLModel, table=True):
     Stored as the SHA-256 of the token only: a leaked table resets nothing."""
 
     __tablename__ = "one_time_tokens"
-    __table_args__ = (Index("ix_one_time_tokens_user_purpose", "user_id", "purpose"),)
+    __table_args__ = (
+        Index("ix_one_time_tokens_user_purpose", "user_id", "purpose"),
+        Index("ix_one_time_tokens_expires_at", "expires_at"),  # the sweep's
+    )
 
     token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
     user_id: int = Field(
@@ -327,6 +343,12 @@ class MailOutbox(SQLModel, table=True):
             "ix_mail_outbox_due",
             "next_attempt_at",
             postgresql_where=text("sent_at IS NULL AND next_attempt_at IS NOT NULL"),
+        ),
+        # The sweep's: mails done with (sent or given up), by age.
+        Index(
+            "ix_mail_outbox_done_created_at",
+            "created_at",
+            postgresql_where=text("next_attempt_at IS NULL"),
         ),
     )
 
@@ -486,11 +508,29 @@ class PasskeyCeremony(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
+# The columns a list of items may be sorted by, and those `q` searches.
+ITEM_SORT_FIELDS = ("name", "price", "created_at")
+ITEM_SEARCHED_FIELDS = ("name", "description")
+
+
 class Item(SQLModel, table=True):
     __tablename__ = "items"
+    # A list reads its first page (and every page after a cursor) from the index
+    # of its sort, the id breaking ties: an owner's, or everyone's for an admin.
+    # `q` is served by the trigram indexes (pg_trgm), `tag` by the GIN on tags.
     __table_args__ = (
         Index("ix_items_tags", "tags", postgresql_using="gin"),
-        Index("ix_items_owner_created", "owner_id", "created_at"),
+        *(Index(f"ix_items_owner_{field}", "owner_id", field, "id") for field in ITEM_SORT_FIELDS),
+        *(Index(f"ix_items_{field}", field, "id") for field in ITEM_SORT_FIELDS),
+        *(
+            Index(
+                f"ix_items_{field}_trgm",
+                field,
+                postgresql_using="gin",
+                postgresql_ops={field: "gin_trgm_ops"},
+            )
+            for field in ITEM_SEARCHED_FIELDS
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

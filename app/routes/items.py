@@ -4,8 +4,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
-from app.dependencies import DbSession, ReaderDep, get_current_user, requires
-from app.exceptions import ApiKeyRefused, NotAuthenticated, NotFound, error_responses
+from app.dependencies import DbSession, ReaderDep, SettingsDep, get_current_user, requires
+from app.exceptions import (
+    ApiKeyRefused,
+    InvalidCursor,
+    NotAuthenticated,
+    NotFound,
+    error_responses,
+)
 from app.policy import Permission, Viewer
 from app.routes.responses import PydanticJSONResponse
 from app.schema.common import MAX_ID, Page
@@ -35,15 +41,31 @@ async def create_item(
     return await items_service.create_item(db=db, viewer=viewer, data=data)
 
 
-@router.get("/", response_model=Page[ItemOut], summary="List items")
+@router.get(
+    "/",
+    response_model=Page[ItemOut],
+    summary="List items",
+    responses=error_responses(InvalidCursor),
+)
 async def list_items(
     viewer: Annotated[Viewer, Depends(requires(Permission.ITEMS_READ))],
     reader: ReaderDep,
+    settings: SettingsDep,
     params: Annotated[ItemListParams, Query()],
 ) -> PydanticJSONResponse:
-    """Your items, filtered, sorted and paginated. `total` counts all matches."""
+    """Your items, filtered, sorted and paginated. Page on by passing each page's
+    `next` as `cursor` (with the same sort and filters) until it is null: fast at
+    any depth, and no row is skipped or repeated while others are added or
+    deleted. `offset` works too, but the database walks every skipped row.
+    `total` counts all matches exactly up to a bound; beyond it, it is an estimate
+    and `total_exact` is false. A cursor made for another list is a 400."""
     return PydanticJSONResponse(
-        await items_service.list_items(reader=reader, viewer=viewer, params=params)
+        await items_service.list_items(
+            reader=reader,
+            viewer=viewer,
+            params=params,
+            settings=settings,
+        )
     )
 
 

@@ -19,6 +19,7 @@ from app.exceptions import (
     ApiKeyRefused,
     Conflict,
     EmailTaken,
+    InvalidCursor,
     NotAuthenticated,
     NotFound,
     PermissionDenied,
@@ -172,13 +173,16 @@ async def read_my_permissions(
     "/",
     response_model=Page[UserOut],
     summary="List users (admin)",
-    responses=ADMIN_ERRORS,
+    responses={**ADMIN_ERRORS, **error_responses(InvalidCursor)},
     dependencies=[Depends(requires(Permission.USERS_READ))],
 )
 async def list_users(
-    reader: ReaderDep, params: Annotated[UserListParams, Query()]
+    reader: ReaderDep, settings: SettingsDep, params: Annotated[UserListParams, Query()]
 ) -> PydanticJSONResponse:
-    return PydanticJSONResponse(await users_service.list_users(reader=reader, params=params))
+    """Sorted and paginated like items: follow `next` with `cursor`."""
+    return PydanticJSONResponse(
+        await users_service.list_users(reader=reader, settings=settings, params=params)
+    )
 
 
 @router.get(

@@ -2,9 +2,16 @@
 
 import re
 from decimal import Decimal
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 # What the columns hold. Ids are Postgres `integer`; offsets share the bound (no
 # table holds more rows). Money is NUMERIC(12,2).
@@ -23,13 +30,38 @@ Money = Annotated[
 T = TypeVar("T")
 
 
+# An opaque cursor is far shorter than this (a sort key of at most 1,000 characters).
+MAX_CURSOR_LENGTH = 2_000
+
+
 class Page(BaseModel, Generic[T]):
     model_config = ConfigDict(from_attributes=True)
 
     items: list[T]
-    total: int = Field(description="How many match, across all pages.", examples=[42])
+    total: int = Field(
+        description=(
+            "How many match, across all pages: exact when `total_exact` is true, "
+            "else an estimate (beyond the exact-count bound)."
+        ),
+        examples=[42],
+    )
+    total_exact: bool = Field(
+        description=(
+            "False when the matches were too many (over 10,000 by default) or too "
+            "slow to count exactly: `total` is then the database planner's "
+            "estimate, never below what the pages showed."
+        ),
+        examples=[True],
+    )
     limit: int = Field(examples=[20])
     offset: int = Field(examples=[0])
+    next: str | None = Field(
+        description=(
+            "Pass as `cursor` (same sort and filters) for the page after this one; "
+            "null on the last page."
+        ),
+        examples=["WzEsIm..."],
+    )
 
 
 class PageParams(BaseModel):
@@ -40,8 +72,30 @@ class PageParams(BaseModel):
 
     limit: int = Field(default=20, ge=1, le=100, description="Page size, 1–100.")
     offset: int = Field(
-        default=0, ge=0, le=MAX_OFFSET, description=f"How many to skip, 0–{MAX_OFFSET}."
+        default=0,
+        ge=0,
+        le=MAX_OFFSET,
+        description=(
+            f"How many to skip, 0–{MAX_OFFSET}. The slow way past the first pages: the "
+            "database walks every skipped row. Follow `next` with `cursor` instead."
+        ),
     )
+    cursor: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CURSOR_LENGTH,
+        description=(
+            "A page's `next`: the page after it, as fast at any depth and stable "
+            "while rows come and go. Only with the sort and filters it was made for, "
+            "and without `offset`."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _cursor_or_offset(self) -> Self:
+        if self.cursor is not None and self.offset:
+            raise ValueError("give `cursor` or `offset`, not both")
+        return self
 
 
 def reject_null(value: object) -> object:

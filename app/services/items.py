@@ -1,23 +1,24 @@
 """Items, scoped in every query to those the viewer may reach (app/policy.py's
 `item_scope`: their own, or every item with items.read_all / items.write_all)."""
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from psycopg.errors import ForeignKeyViolation
-from sqlalchemy import bindparam, or_
+from sqlalchemy import ColumnElement, bindparam, or_
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.config import Settings
 from app.database.reads import ReadPool, driver_sql
 from app.exceptions import NotAuthenticated, NotFound
 from app.models import Item, utcnow
 from app.policy import ItemScope, Viewer, item_scope
 from app.schema.common import Page
 from app.schema.items import ItemCreate, ItemListParams, ItemOut, ItemPatch
-from app.services.paging import ListSQL, SortOrder, list_sql, paginate
+from app.services.paging import ListSQL, ScanFirst, SortOrder, list_sql, paginate
 
 ITEM_NOT_FOUND = "Item not found"
 ACCOUNT_GONE = "The account no longer exists"
@@ -49,25 +50,38 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-@lru_cache(maxsize=256)
-def _list_sql(*, scope: ItemScope, filters: frozenset[str], order: SortOrder) -> ListSQL:
-    """The list's statements for one shape: whose items, which filters are set,
-    the order. Values are bound per request (see _list_values)."""
-    statement = scope.restrict(_ITEM_COLUMNS)
+def _conditions(columns: Any, *, filters: frozenset[str]) -> list[ColumnElement[bool]]:
+    """The filters set, on `columns`: the table's, or a subquery's of the same names."""
+    conditions = []
     if "q" in filters:
-        statement = statement.where(
+        conditions.append(
             or_(
-                col(Item.name).ilike(bindparam("q"), escape="\\"),
-                col(Item.description).ilike(bindparam("q"), escape="\\"),
+                columns.name.ilike(bindparam("q"), escape="\\"),
+                columns.description.ilike(bindparam("q"), escape="\\"),
             )
         )
     if "tag" in filters:
-        statement = statement.where(col(Item.tags).contains(bindparam("tag", type_=_TAGS_TYPE)))
+        conditions.append(columns.tags.contains(bindparam("tag", type_=_TAGS_TYPE)))
     if "min_price" in filters:
-        statement = statement.where(col(Item.price) >= bindparam("min_price"))
+        conditions.append(columns.price >= bindparam("min_price"))
     if "max_price" in filters:
-        statement = statement.where(col(Item.price) <= bindparam("max_price"))
-    return list_sql(statement, model=Item, order=order)
+        conditions.append(columns.price <= bindparam("max_price"))
+    return conditions
+
+
+@lru_cache(maxsize=256)
+def _list_sql(*, scope: ItemScope, filters: frozenset[str], order: SortOrder) -> ListSQL:
+    """The list's statements for one shape: whose items, which filters are set,
+    the order. Values are bound per request (see _list_values). A substring
+    search is tried on the next rows of the sort first, before the trigram indexes,
+    which are slow for substrings whose trigrams are common (app/services/paging.py)."""
+    scoped = scope.restrict(_ITEM_COLUMNS)
+    conditions = partial(_conditions, filters=filters)
+    statement = scoped.where(*conditions(Item.__table__.c))  # type: ignore[attr-defined]
+    scan_first = ScanFirst(unfiltered=scoped, conditions=conditions) if "q" in filters else None
+    return list_sql(
+        statement, model=Item, order=order, filtered=bool(filters), scan_first=scan_first
+    )
 
 
 def _list_values(params: ItemListParams) -> dict[str, Any]:
@@ -108,12 +122,20 @@ async def list_items(
     reader: ReadPool,
     viewer: Viewer,
     params: ItemListParams,
+    settings: Settings,
 ) -> Page[ItemOut]:
     values = _list_values(params)
     scope = item_scope(viewer)
     sql = _list_sql(scope=scope, filters=frozenset(values), order=SortOrder(params.sort))
     values.update(scope.values(viewer))
-    return await paginate(reader=reader, sql=sql, values=values, params=params, out=ItemOut)
+    return await paginate(
+        reader=reader,
+        sql=sql,
+        values=values,
+        params=params,
+        settings=settings,
+        out=ItemOut,
+    )
 
 
 async def _get_writable(

@@ -85,9 +85,18 @@ def _list_sql(order: SortOrder) -> ListSQL:
     return list_sql(_USER_COLUMNS, model=User, order=order)
 
 
-async def list_users(*, reader: ReadPool, params: UserListParams) -> Page[UserOut]:
+async def list_users(
+    *, reader: ReadPool, settings: Settings, params: UserListParams
+) -> Page[UserOut]:
     sql = _list_sql(SortOrder(params.sort))
-    return await paginate(reader=reader, sql=sql, values={}, params=params, out=UserOut)
+    return await paginate(
+        reader=reader,
+        sql=sql,
+        values={},
+        params=params,
+        settings=settings,
+        out=UserOut,
+    )
 
 
 _USER_EXISTS_SQL = driver_sql(select_columns(col(User.id)).where(col(User.id) == bindparam("id")))

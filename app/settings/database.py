@@ -95,6 +95,22 @@ class DatabaseSettings(SettingsGroup):
         ge=1,
     )
 
+    LIST_EXACT_TOTAL_LIMIT: int = setting(
+        10_000,
+        "Lists count their matches exactly up to this many; beyond it `total` is the "
+        "planner's estimate and `total_exact` is false (an exact count of millions of "
+        "rows costs seconds on every page).",
+        ge=1,
+    )
+
+    LIST_COUNT_TIMEOUT: float = setting(
+        0.01,
+        "Seconds a list may spend counting its matches exactly (up to "
+        "LIST_EXACT_TOTAL_LIMIT); past it `total` is the planner's estimate and "
+        "`total_exact` is false, so a costly count never slows a page.",
+        gt=0,
+    )
+
     @field_validator("POSTGRES_URL")
     @classmethod
     def _check_host_port(cls, value: str) -> str:

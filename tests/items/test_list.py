@@ -23,7 +23,14 @@ async def test_empty_list_is_an_envelope_with_default_paging(
     client: httpx.AsyncClient, user_tokens: dict[str, Any]
 ) -> None:
     page = await list_items(client, user_tokens["access_token"])
-    assert page == {"items": [], "total": 0, "limit": 20, "offset": 0}
+    assert page == {
+        "items": [],
+        "total": 0,
+        "total_exact": True,
+        "limit": 20,
+        "offset": 0,
+        "next": None,
+    }
 
 
 async def test_default_page_holds_20_of_more_and_total_counts_all(
@@ -227,7 +234,14 @@ async def test_a_user_lists_only_their_own_items(
     assert ada_page["total"] == 1
     assert ada_page["items"][0]["owner_id"] == user_tokens["user"]["id"]
     grace_page = await list_items(client, other["access_token"], q="ada")
-    assert grace_page == {"items": [], "total": 0, "limit": 20, "offset": 0}
+    assert grace_page == {
+        "items": [],
+        "total": 0,
+        "total_exact": True,
+        "limit": 20,
+        "offset": 0,
+        "next": None,
+    }
 
 
 async def test_an_admin_lists_everyones_items(

@@ -33,7 +33,7 @@ async def test_admin_lists_users_in_a_paginated_envelope(
     response = await admin_call(client, "GET", token)
     assert response.status_code == 200
     page = response.json()
-    assert set(page) == {"items", "total", "limit", "offset"}
+    assert set(page) == {"items", "total", "total_exact", "limit", "offset", "next"}
     assert (page["total"], page["limit"], page["offset"]) == (3, 20, 0)
     # Default order: oldest account first.
     assert [user["email"] for user in page["items"]] == [
@@ -47,6 +47,33 @@ async def test_admin_lists_users_in_a_paginated_envelope(
     second = (await admin_call(client, "GET", token, params={"limit": 1, "offset": 1})).json()
     assert [user["email"] for user in second["items"]] == ["ada@example.com"]
     assert (second["total"], second["limit"], second["offset"]) == (3, 1, 1)
+
+
+@pytest.mark.parametrize("sort", ["email", "-email", "created_at", "-created_at"])
+async def test_admin_pages_through_users_by_cursor(
+    client: httpx.AsyncClient, admin_tokens: dict[str, Any], user_tokens: dict[str, Any], sort: str
+) -> None:
+    token = admin_tokens["access_token"]
+    for name in ("grace", "alan", "barbara"):
+        await register(client, f"{name}@example.com")
+    emails: list[str] = []
+    params: dict[str, Any] = {"limit": 2, "sort": sort}
+    while True:
+        page = (await admin_call(client, "GET", token, params=params)).json()
+        emails += [user["email"] for user in page["items"]]
+        assert (page["total"], page["total_exact"]) == (5, True)
+        if page["next"] is None:
+            break
+        params["cursor"] = page["next"]
+    assert len(emails) == 5
+    assert len(set(emails)) == 5
+    if sort.endswith("email"):
+        assert emails == sorted(emails, reverse=sort.startswith("-"))
+    # A users cursor is no items cursor.
+    refused = await client.get(
+        "/api/items/", params={"cursor": params["cursor"]}, headers=bearer(token)
+    )
+    assert refused.status_code == 400
 
 
 @pytest.mark.parametrize(
