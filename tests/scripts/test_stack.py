@@ -138,7 +138,11 @@ def test_settings_that_would_start_a_broken_or_unsafe_stack_are_refused(
         {"COMPOSE_PROFILES": "mail-catcher", "ENVIRONMENT": "local"},
         {"COMPOSE_PROFILES": "mail-catcher-not", "ENVIRONMENT": "production"},
         {"TRAEFIK_DASHBOARD": "true", "TRAEFIK_DASHBOARD_USERS": "admin:$2y$..."},
-        {"COMPOSE_PROFILES": "metrics", "PROMETHEUS_USERS": "admin:$2y$...", "ENVIRONMENT": "production"},
+        {
+            "COMPOSE_PROFILES": "metrics",
+            "PROMETHEUS_USERS": "admin:$2y$...",
+            "ENVIRONMENT": "production",
+        },
     ],
 )
 def test_settings_that_are_fine_pass(values: dict[str, str]) -> None:
