@@ -43,7 +43,8 @@ REPLICAS = 2
 
 def alert_rule(name: str) -> dict[str, Any]:
     groups = yaml.safe_load((REPO / "prometheus" / "alerts.yml").read_text())["groups"]
-    (rule,) = [r for g in groups for r in g["rules"] if r.get("alert") == name]
+    rules: list[dict[str, Any]] = [r for g in groups for r in g["rules"]]
+    (rule,) = [r for r in rules if r.get("alert") == name]
     return rule
 
 
