@@ -1,17 +1,18 @@
 """Many replicas, one small Postgres: PgBouncer (COMPOSE_PROFILES=pgbouncer) in front.
 
-Postgres here holds 50 connections; 8 app replicas x 2 workers may open 640 (20
-pooled connections per worker). Through PgBouncer (transaction pooling, 20 server
-connections) they serve a steady load of reads and writes while `make deploy`
-replaces all 8 with a new release (4 new beside the 8, 4 old retired, twice): no
-request may fail, every acknowledged write must be in the database, and Postgres
-never sees more than PgBouncer's pool (sampled in pg_stat_activity). Without the
-pooler the same deploy refuses before it changes anything.
+Postgres here holds 50 connections; 8 app replicas x 2 workers may open 320 (20
+pooled connections per worker), 480 while a deploy runs 4 more beside them.
+Through PgBouncer (transaction pooling, 20 server connections) they serve a steady
+load of reads and writes while `make deploy` replaces all 8 with a new release (4
+new beside the 8, 4 old retired, twice): no request may fail, every acknowledged
+write must be in the database, and Postgres never sees more than PgBouncer's pool
+(sampled in pg_stat_activity). Without the pooler the same deploy refuses before
+it changes anything.
 
 Compose rather than the swarm: `--scale app=8` and the deploy's batches run on one
 2-core host in a few minutes; the swarm's one-at-a-time update with its monitor
-and delay would take 8 x ~25 s more for the same proof (the swarm's budget check with
-the pooler is unit-tested in tests/scripts/test_swarm.py).
+and delay would take 8 x ~25 s more for the same proof (the swarm's budget check
+with the pooler is unit-tested in tests/scripts/test_swarm.py).
 """
 
 import ipaddress
