@@ -29,8 +29,20 @@ $(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
 	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# promtool, which checks and unit-tests prometheus/ (tests/observability): the one
+# binary from Debian's `prometheus` package, unpacked here. Installing the package
+# would also start a Prometheus server on this machine.
+PROMTOOL := .local/tools/promtool
+$(PROMTOOL):
+	rm -rf $(@D)/prometheus-deb && mkdir -p $(@D)/prometheus-deb
+	cd $(@D)/prometheus-deb && { apt-get download prometheus 2>/dev/null \
+		|| { apt-get update -qq && apt-get download prometheus; }; }
+	dpkg-deb -x $(@D)/prometheus-deb/prometheus_*.deb $(@D)/prometheus-deb/root
+	install -m 0755 $(@D)/prometheus-deb/root/usr/bin/promtool $@
+	rm -rf $(@D)/prometheus-deb
+
 .PHONY: install
-install: $(BIN)/python $(OIDC_PROVIDER) ## Create .venv with the app and its dev tools, and the tests' OpenID provider
+install: $(BIN)/python $(OIDC_PROVIDER) $(PROMTOOL) ## Create .venv with the app and its dev tools, the tests' OpenID provider and promtool
 
 .env:
 	$(PYTHON) scripts/init_env.py
@@ -70,7 +82,7 @@ fmt: install ## Format and auto-fix with ruff
 
 # --- Benchmark (bench/; not a test: targets are reported, never fail the build) ----
 .PHONY: bench
-bench: install bench-tools $(RUNTIME_VENV)/bin/gunicorn ## App vs a raw ASGI baseline under wrk: table, results.json, chart (~8 min)
+bench: install bench-tools $(RUNTIME_VENV)/bin/gunicorn ## App vs a raw ASGI baseline (and vs itself without metrics) under wrk: table, results.json, chart (~10 min)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 .PHONY: bench-smoke

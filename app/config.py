@@ -21,6 +21,7 @@ from app.settings.edge import EdgeSettings
 from app.settings.files import SettingFileError
 from app.settings.general import EXAMPLE_SUPERUSER_PASSWORD, GeneralSettings
 from app.settings.mail import MailSettings
+from app.settings.observability import ObservabilitySettings
 from app.settings.types import split_host_port
 
 __all__ = [
@@ -35,12 +36,18 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class Settings(GeneralSettings, AuthSettings, MailSettings, DatabaseSettings):
+class Settings(
+    GeneralSettings, AuthSettings, MailSettings, DatabaseSettings, ObservabilitySettings
+):
     """Every setting the app reads."""
 
     @property
     def emails_from(self) -> str:
         return self.EMAILS_FROM or formataddr((self.PROJECT_NAME, f"noreply@{self.DOMAIN}"))
+
+    @property
+    def log_format(self) -> str:
+        return self.log_format_for(self.ENVIRONMENT)
 
     @property
     def allows_plain_http_providers(self) -> bool:
@@ -98,6 +105,18 @@ class Settings(GeneralSettings, AuthSettings, MailSettings, DatabaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _refuse_unverified_database_in_production(self) -> Self:
+        """A managed database is reached across networks the stack does not own:
+        only verify-full stops a machine in between from posing as it."""
+        problem = self.database_tls_problem()
+        if problem is None:
+            return self
+        if self.ENVIRONMENT == "production":
+            raise ValueError(f"refusing to start in production: {problem}")
+        logger.warning("%s (tolerated because ENVIRONMENT=%s)", problem, self.ENVIRONMENT)
+        return self
+
+    @model_validator(mode="after")
     def _refuse_example_secrets_in_production(self) -> Self:
         # Even with EdDSA: switching back to HS256 must never sign with the example.
         problems = self.weak_secret_keys()
@@ -121,6 +140,7 @@ GROUPS: tuple[type[SettingsGroup], ...] = (
     AuthSettings,
     MailSettings,
     DatabaseSettings,
+    ObservabilitySettings,
     EdgeSettings,
 )
 

@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.observability import metrics
+
 
 class ErrorDetail(BaseModel):
     """The body of every error but a 422."""
@@ -394,6 +396,8 @@ async def _database_error_response(request: Request, exc: Exception) -> JSONResp
     """No connection in time, or a connection that failed: a 503 the client may
     retry. Never a success: a write whose COMMIT did not come back is not reported
     as done."""
+    if isinstance(exc, PoolTimeout):  # the read pool counts its own (app/database/reads.py)
+        metrics.POOL_TIMEOUTS.labels("transactions").inc()
     if isinstance(exc, PoolTimeout | psycopg_pool.PoolTimeout):
         error = ServiceUnavailable(DATABASE_BUSY, retry_after_seconds=1)
     else:

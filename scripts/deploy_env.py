@@ -25,6 +25,9 @@ from scripts.init_env import render
 FORCED = {"ENVIRONMENT": "production", "CERT_RESOLVER": "letsencrypt"}
 # The workflow's own names, read by its steps, never by the stack.
 WORKFLOW_NAMES = {"DEPLOY_ROUTE", "REGISTRY", "REGISTRY_USERNAME", "REGISTRY_PASSWORD"}
+# Compose's own variables, no setting of the stack, written when given: the files
+# (compose.yaml:compose.external-db.yaml for a managed database, docs/deploy.md).
+COMPOSE_NAMES = {"COMPOSE_FILE"}
 
 
 class DeployEnvError(ValueError):
@@ -47,6 +50,9 @@ def deploy_values(
     problems, notes, values = [], [], {}
     for name in sorted(set(secrets) | set(variables)):
         setting = declared.get(name)
+        if name in COMPOSE_NAMES and name in variables:
+            values[name] = variables[name]
+            continue
         if setting is None:
             if name not in WORKFLOW_NAMES:
                 notes.append(f"{name} is not a setting of the stack (.env.example): not written")

@@ -56,6 +56,10 @@ DEFAULT_MAX_CONNECTIONS = 100
 # The compose profile of PgBouncer, and the address the app then reaches it at.
 POOLER_PROFILE = "pgbouncer"
 POOLER_SERVICE_URL = "pgbouncer:6432"
+# The override that replaces the stack's db service with a managed database, and
+# where it mounts the database's CA file in the containers.
+EXTERNAL_DB_FILE = "compose.external-db.yaml"
+CONTAINER_DB_CA_FILE = "/run/postgres-ca/root.crt"
 # Public ACME CAs validate public names only; these never are.
 LOCAL_SUFFIXES = (".localhost", ".local", ".test", ".internal", ".lan")
 
@@ -202,6 +206,11 @@ def check_settings(settings: Settings) -> list[str]:
     pooler_refusal = pooler_settings_refusal(settings)
     if pooler_refusal:
         raise Refusal(pooler_refusal)
+    if "metrics" in profiles and not settings["PROMETHEUS_USERS"]:
+        raise Refusal(
+            "COMPOSE_PROFILES=metrics needs PROMETHEUS_USERS, who may open "
+            f"https://metrics.{domain} (htpasswd -nbB admin 'a-password')"
+        )
     if settings["TRAEFIK_DASHBOARD"] == "true" and not settings["TRAEFIK_DASHBOARD_USERS"]:
         raise Refusal(
             "TRAEFIK_DASHBOARD=true needs TRAEFIK_DASHBOARD_USERS "
@@ -231,6 +240,83 @@ def pooler_settings_refusal(settings: Settings) -> str | None:
             f"add it (COMPOSE_PROFILES='{POOLER_PROFILE}'), or empty DB_POOLER_URL"
         )
     return None
+
+
+EXTERNAL_DATABASE_POOLER = (
+    f"the '{POOLER_PROFILE}' profile pools the stack's own db service; with "
+    f"{EXTERNAL_DB_FILE} use your provider's pooler: DB_POOLER_URL='its host:port' "
+    f"(TLS as POSTGRES_SSLMODE says) and no '{POOLER_PROFILE}' in COMPOSE_PROFILES"
+)
+
+
+# --- The database: the stack's own, or a managed one ---------------------------
+
+
+def uses_external_database(compose_files: str) -> bool:
+    """The compose files (COMPOSE_FILE, or the swarm's) include
+    compose.external-db.yaml: no db service, the database is POSTGRES_URL
+    (docs/deploy.md, "A managed database")."""
+    files = compose_files.replace(",", ":").split(":")
+    return any(Path(file).name == EXTERNAL_DB_FILE for file in files)
+
+
+def split_database_address(address: str) -> tuple[str, str]:
+    """POSTGRES_URL's `host`, `host:port` or `[v6]:port` → (host, port)."""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif address.count(":") == 1:
+        host, port = address.split(":")
+    else:
+        host, port = address, ""
+    return host, port or "5432"
+
+
+def check_external_database(settings: Settings) -> None:
+    host, _ = split_database_address(settings["POSTGRES_URL"])
+    if host in ("", "db", "localhost", "127.0.0.1", "::1"):
+        raise Refusal(
+            f"{EXTERNAL_DB_FILE} is in COMPOSE_FILE, so POSTGRES_URL must be your database's "
+            f"host:port, not '{settings['POSTGRES_URL']}'"
+        )
+    root_cert = settings["POSTGRES_SSLROOTCERT"]
+    if not root_cert or not Path(root_cert).is_file():
+        raise Refusal(
+            f"{EXTERNAL_DB_FILE} mounts POSTGRES_SSLROOTCERT into the containers: set it to "
+            "your database provider's CA file on this host (for a public CA, the host's "
+            f"bundle, e.g. /etc/ssl/certs/ca-certificates.crt), not '{root_cert}'"
+        )
+
+
+def database_client_environment(settings: Settings, root_cert: str) -> dict[str, str]:
+    """What libpq's tools (pg_dump, pg_restore, psql) read to reach the database
+    the app uses, TLS as the app's: `root_cert` is the CA file where they run.
+    Passed through the environment, so the password is on no command line."""
+    host, port = split_database_address(settings["POSTGRES_URL"])
+    environment = {
+        "PGHOST": host,
+        "PGPORT": port,
+        "PGUSER": settings["POSTGRES_USER"],
+        "PGDATABASE": settings["POSTGRES_DB"],
+        "PGPASSWORD": settings.environ.get("POSTGRES_PW", ""),
+        "PGSSLMODE": settings["POSTGRES_SSLMODE"],
+        "PGCONNECT_TIMEOUT": settings["DB_CONNECT_TIMEOUT"],
+    }
+    if root_cert:
+        environment["PGSSLROOTCERT"] = root_cert
+    return environment
+
+
+def libpq_command(settings: Settings, *args: str) -> tuple[str, ...]:
+    """A libpq tool's command for the app's database (pg_restore wants it named)."""
+    return (*args, "--dbname", settings["POSTGRES_DB"])
+
+
+# Custom format: compressed, and pg_restore can pick or reorder objects.
+DUMP_ARGS = ("pg_dump", "--format=custom", "--no-owner")
+# One transaction: requests keep being served, and see either the old database or
+# the restored one, never a mix; a failed restore changes nothing.
+RESTORE_ARGS = ("pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction")
 
 
 # --- Database connection budgets ------------------------------------------------
@@ -504,6 +590,10 @@ class Stack:
     def check_settings(self) -> None:
         for warning in check_settings(self.settings):
             self.log(warning)
+        if self.external_database:
+            check_external_database(self.settings)
+            if pooler_in_use(self.settings):
+                raise Refusal(EXTERNAL_DATABASE_POOLER)
 
     def show_logs(self, *services: str) -> None:
         self.compose("logs", "--tail=30", *services, check=False, capture=False, to_stderr=True)
@@ -672,11 +762,14 @@ class Stack:
     # WAIT_TIMEOUT is removed again and the old containers serve on.
 
     def max_connections(self) -> int:
-        shown = self.compose(
-            *("exec", "-T", "db", "psql", "-U", self.settings["POSTGRES_USER"]),
-            *("-d", self.settings["POSTGRES_DB"], "-Atc", "SHOW max_connections"),
-            check=False,
-        )
+        if self.external_database:
+            shown = self.database_tool("psql", "-Atc", "SHOW max_connections", check=False)
+        else:
+            shown = self.compose(
+                *("exec", "-T", "db", "psql", "-U", self.settings["POSTGRES_USER"]),
+                *("-d", self.settings["POSTGRES_DB"], "-Atc", "SHOW max_connections"),
+                check=False,
+            )
         value = parse_max_connections(shown.stdout)
         if value is None:
             self.log(
@@ -914,7 +1007,7 @@ class Stack:
     def prestart(self) -> None:
         """Migrations and the superuser both come from `python -m app.prestart`, which
         is idempotent; in the stack that is the one-shot `migrate` service."""
-        if self.running("db"):
+        if self.external_database or self.running("db"):
             self.compose("run", "--rm", "--no-deps", "migrate", capture=False)
         else:
             self.log(
@@ -924,8 +1017,35 @@ class Stack:
             )
             self.runner.run(".venv/bin/python", "-m", "app.prestart", capture=False)
 
+    @property
+    def external_database(self) -> bool:
+        return uses_external_database(self.settings.environ.get("COMPOSE_FILE", ""))
+
+    def database_tool(self, *args: str, **options: Any) -> Result:
+        """Run a libpq tool against the app's database: in the db container, or, for
+        a managed database, in a one-off db-client container (compose.external-db.yaml)
+        that connects as the app does, TLS and CA included."""
+        if self.external_database:
+            check_external_database(self.settings)
+            environment = database_client_environment(self.settings, CONTAINER_DB_CA_FILE)
+            passed = [word for name in environment for word in ("-e", name)]
+            return self.compose(
+                *("run", "--rm", "--no-deps", "-T", *passed, "db-client"),
+                *libpq_command(self.settings, *args),
+                env=environment,
+                **options,
+            )
+        # PGPASSWORD goes through the environment, never the command line.
+        return self.compose(
+            *("exec", "-T", "-e", "PGPASSWORD", "db", *args),
+            *("-h", "127.0.0.1", "-U", self.settings["POSTGRES_USER"]),
+            *("-d", self.settings["POSTGRES_DB"]),
+            env={"PGPASSWORD": self.settings.environ.get("POSTGRES_PW", "")},
+            **options,
+        )
+
     def backup(self) -> None:
-        if not self.running("db"):
+        if not self.external_database and not self.running("db"):
             raise Refusal("the db service is not running (make up)")
         folder = Path(self.settings.get("BACKUP_DIR", "backups"))
         # A dump holds password hashes: readable by its owner only, like .env.
@@ -935,33 +1055,16 @@ class Stack:
         os.umask(0o077)
         file = folder / time.strftime("%Y%m%dT%H%M%SZ.dump", time.gmtime())
         partial = file.with_name(file.name + ".partial")
-        # Custom format: compressed, and pg_restore can pick or reorder objects.
-        # PGPASSWORD goes through the environment, never the command line.
-        self.compose(
-            *("exec", "-T", "-e", "PGPASSWORD", "db", "pg_dump", "--format=custom", "--no-owner"),
-            *("-h", "127.0.0.1", "-U", self.settings["POSTGRES_USER"]),
-            *("-d", self.settings["POSTGRES_DB"]),
-            stdout_path=partial,
-            env={"PGPASSWORD": self.settings.environ.get("POSTGRES_PW", "")},
-        )
+        self.database_tool(*DUMP_ARGS, stdout_path=partial)
         partial.rename(file)
         size = self.runner.run("du", "-h", str(file)).stdout.split("\t")[0].strip()
         self.log(f"wrote {file} ({size})")
 
     def restore(self, file: str) -> None:
-        if not self.running("db"):
+        if not self.external_database and not self.running("db"):
             raise Refusal("the db service is not running (make up)")
-        # One transaction: requests keep being served, and see either the old
-        # database or the restored one, never a mix; a failed restore changes nothing.
         self.log(f"restoring {file} into {self.settings['POSTGRES_DB']}")
-        self.compose(
-            *("exec", "-T", "-e", "PGPASSWORD", "db", "pg_restore", "--clean", "--if-exists"),
-            *("--no-owner", "--single-transaction", "-h", "127.0.0.1"),
-            *("-U", self.settings["POSTGRES_USER"], "-d", self.settings["POSTGRES_DB"]),
-            stdin=Path(file),
-            capture=False,
-            env={"PGPASSWORD": self.settings.environ.get("POSTGRES_PW", "")},
-        )
+        self.database_tool(*RESTORE_ARGS, stdin=Path(file), capture=False)
         self.log("restored")
 
 

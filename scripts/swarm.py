@@ -38,6 +38,7 @@ from scripts.stack import (
     public_url,
     rolling_update_refusal,
     short_id,
+    uses_external_database,
 )
 from scripts.swarm_stack import StackFile
 
@@ -118,6 +119,10 @@ class Swarm(Stack):
         if self.name:
             env["COMPOSE_PROJECT_NAME"] = self.name
         return super().compose(*args, env=env, **options)
+
+    @property
+    def external_database(self) -> bool:
+        return uses_external_database(self.compose_files)
 
     def stack_name(self) -> str:
         if not self.name:
@@ -301,7 +306,8 @@ class Swarm(Stack):
         self.require_manager()
         self.stack_name()
         self.check_connection_budget()
-        self.require_db_node()
+        if not self.external_database:  # a managed database lives on no node of ours
+            self.require_db_node()
         started = self.runner.clock()
         release_image = self.build_release()
         self.build_pooler()

@@ -28,10 +28,11 @@ from scripts.env_example import example_settings
 
 # Settings whose values are secrets, wherever a service's environment holds them:
 # those `.env.example` marks [secret] (it is generated from the declaration), and
-# the postgres image's own name for the database password.
+# the names the postgres image and the Postgres exporter give the database password.
 SECRET_SETTINGS = (
     *(setting.name for setting in example_settings() if setting.secret),
     "POSTGRES_PASSWORD",
+    "DATA_SOURCE_PASS",
 )
 # Keys swarm ignores or refuses: compose's build and start order (the deploy
 # builds first; readiness gates the order), restart (deploy.restart_policy

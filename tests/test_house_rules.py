@@ -21,12 +21,20 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "app.auth.passkey_routes",
             "app.middleware",
             "app.docs",
+            "app.observability.requests",
+            "app.observability.proxy",
         ),
     ),
     # The transports: how the tokens travel (JSON body, cookies plus CSRF).
     (
         "dependencies",
-        ("app.dependencies", "app.auth.transports", "app.auth.bearer", "app.auth.cookies"),
+        (
+            "app.dependencies",
+            "app.auth.transports",
+            "app.auth.bearer",
+            "app.auth.cookies",
+            "app.observability.sampler",
+        ),
     ),
     # How a user proves who they are (proofs), and the one token flow (service).
     ("services", ("app.services", "app.auth.service", "app.auth.proofs")),
@@ -58,7 +66,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "app.settings",
             "app.signing_keys",
             "app.encryption_keys",
+            "app.immortal",
             "app.exceptions",
+            "app.observability.metrics",
+            "app.observability.metrics_server",
+            "app.observability.request_id",
+            "app.observability.logs",
+            "app.observability.tracing",
         ),
     ),
 ]
@@ -206,6 +220,22 @@ def top_level_imports(path: Path) -> set[str]:
 def test_a_heavy_library_is_imported_by_one_module_and_lazily(name: str, module: str) -> None:
     assert modules_importing(name) == [module]
     assert name not in top_level_imports(APP.parent / module)
+
+
+# OpenTelemetry's SDK, exporter and instrumentations: imported when tracing is on
+# only, by one module (the API, which FastAPI imports anyway, is cheap).
+OTEL_SDK_PARTS = ("opentelemetry.sdk", "opentelemetry.exporter", "opentelemetry.instrumentation")
+
+
+def test_only_the_tracing_module_imports_the_opentelemetry_sdk_and_lazily() -> None:
+    importing = sorted(
+        str(path.relative_to(APP.parent))
+        for path in APP.rglob("*.py")
+        if any(name.startswith(OTEL_SDK_PARTS) for name in app_imports(path))
+    )
+    assert importing == ["app/observability/tracing.py"]
+    top = top_level_imports(APP / "observability" / "tracing.py")
+    assert "opentelemetry" not in top
 
 
 def test_only_the_mail_package_speaks_smtp() -> None:

@@ -79,6 +79,7 @@ class Gunicorn:
     port: int
     drain_probe_port: int
     database_port: int
+    metrics_port: int
 
     def database_connections(self, pid: int) -> list[TcpSocket]:
         return [
@@ -89,7 +90,7 @@ class Gunicorn:
 
 
 def server_environment(
-    postgres: EmbeddedPostgres, port: int, drain_probe_port: int
+    postgres: EmbeddedPostgres, port: int, drain_probe_port: int, metrics_port: int
 ) -> dict[str, str]:
     """The suite's settings (the `settings` fixture put them in the environment),
     served as the image serves the app."""
@@ -104,6 +105,7 @@ def server_environment(
         "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}",
         "DRAIN_PROBE_PORT": str(drain_probe_port),
         "DRAIN_SECONDS": "0",
+        "METRICS_PORT": str(metrics_port),
     }
 
 
@@ -115,19 +117,19 @@ def gunicorn(
     in the image; yielded once each worker has opened its read pool."""
     workdir = tmp_path_factory.mktemp("srv")
     shutil.copy(ROOT / "gunicorn.conf.py", workdir / "gunicorn.conf.py")
-    port, drain_probe_port = free_port(), free_port()
+    port, drain_probe_port, metrics_port = free_port(), free_port(), free_port()
     log_file = workdir / "gunicorn.log"
     with log_file.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "app.main:app"],
             cwd=workdir,
-            env=server_environment(postgres, port, drain_probe_port),
+            env=server_environment(postgres, port, drain_probe_port, metrics_port),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
-        server = Gunicorn(process.pid, [], port, drain_probe_port, postgres.port)
+        server = Gunicorn(process.pid, [], port, drain_probe_port, postgres.port, metrics_port)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while True:
             assert process.poll() is None, f"gunicorn exited: {log_file.read_text()}"
@@ -140,7 +142,9 @@ def gunicorn(
             time.sleep(0.2)
         answer = httpx.get(f"http://127.0.0.1:{port}/api/health/ready", timeout=10)
         assert answer.status_code == 200, answer.text
-        yield Gunicorn(process.pid, sorted(workers), port, drain_probe_port, postgres.port)
+        yield Gunicorn(
+            process.pid, sorted(workers), port, drain_probe_port, postgres.port, metrics_port
+        )
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -181,8 +185,8 @@ def test_each_worker_opens_its_own_database_connections(
 
 def test_the_master_holds_no_database_connection_and_starts_no_thread(gunicorn: Gunicorn) -> None:
     """The master imported the app (preload_app) and holds nothing of it but
-    memory: its only sockets are gunicorn's listener and the drain probe's, its
-    only threads its own and the drain probe's (gunicorn.conf.py)."""
+    memory: its only sockets are gunicorn's listener, the drain probe's and the
+    metrics', its only threads its own and those two servers' (gunicorn.conf.py)."""
     # The app's database driver is mapped in the master: it imported the app.
     assert "psycopg_binary" in Path(f"/proc/{gunicorn.master}/maps").read_text()
     sockets = tcp_sockets(gunicorn.master)
@@ -190,8 +194,9 @@ def test_the_master_holds_no_database_connection_and_starts_no_thread(gunicorn: 
     assert {(s.local_port, s.state) for s in sockets} == {
         (gunicorn.port, LISTEN),
         (gunicorn.drain_probe_port, LISTEN),
+        (gunicorn.metrics_port, LISTEN),
     }
-    assert thread_count(gunicorn.master) == 2
+    assert thread_count(gunicorn.master) == 3
 
 
 def test_a_worker_inherits_no_socket_from_the_master_but_the_listener(gunicorn: Gunicorn) -> None:
@@ -229,7 +234,16 @@ print(json.dumps({
 # Libraries only some requests need, imported by them (tests/test_house_rules.py
 # holds which module imports each), and what py_webauthn brings along: in the
 # master they would add their size to every container (docs/performance.md, memory).
-LAZY_LIBRARIES = [*LAZILY_IMPORTED, "cbor2", "OpenSSL", "pyasn1"]
+LAZY_LIBRARIES = [
+    *LAZILY_IMPORTED,
+    "cbor2",
+    "OpenSSL",
+    "pyasn1",
+    # Tracing's, when it is off (tests/test_house_rules.py, OTEL_SDK_PARTS).
+    "opentelemetry.sdk",
+    "opentelemetry.exporter",
+    "opentelemetry.instrumentation",
+]
 
 
 def test_importing_the_app_opens_no_socket_and_starts_no_thread_nor_lazy_library(

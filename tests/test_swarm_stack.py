@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_every_secret_setting_becomes_a_docker_secret() -> None:
     """The settings typed as secrets (SecretStr) in every group, and the postgres
-    image's own name for the database password: no more, no fewer."""
+    image's and the Postgres exporter's names for the database password: no more,
+    no fewer."""
     declared = {
         setting.name
         for group in GROUPS
@@ -23,7 +24,7 @@ def test_every_secret_setting_becomes_a_docker_secret() -> None:
         if setting.secret
     }
     assert {"SECRET_KEY", "POSTGRES_PW", "SMTP_PASSWORD"} <= declared
-    assert set(SECRET_SETTINGS) == declared | {"POSTGRES_PASSWORD"}
+    assert set(SECRET_SETTINGS) == declared | {"POSTGRES_PASSWORD", "DATA_SOURCE_PASS"}
 
 
 def config(tmp_path: Path) -> dict[str, Any]:
@@ -69,6 +70,10 @@ def config(tmp_path: Path) -> dict[str, Any]:
                 },
                 "deploy": {"resources": {"limits": {"cpus": 1.5, "memory": 536870912}}},
             },
+            "postgres-exporter": {
+                "image": "postgres-exporter:1",
+                "environment": {"DATA_SOURCE_USER": "app", "DATA_SOURCE_PASS": "pw"},
+            },
         },
         "networks": {"proxy": {"name": "proxy", "driver": "overlay"}},
         "volumes": {"pgdata": {}},
@@ -97,6 +102,12 @@ def test_the_stack_file(tmp_path: Path) -> None:
     assert Path(secret["file"]).read_text() == "k$ey`b{5"
     assert Path(secret["file"]).stat().st_mode & 0o777 == 0o600
     assert secret["name"].startswith("prod_secret_key_")
+    # The exporter reads the database password from a file too (DATA_SOURCE_PASS_FILE).
+    exporter = stack["services"]["postgres-exporter"]["environment"]
+    assert exporter == {
+        "DATA_SOURCE_USER": "app",
+        "DATA_SOURCE_PASS_FILE": "/run/secrets/DATA_SOURCE_PASS",
+    }
 
     # Routing labels move to the service, for the swarm provider.
     assert app["labels"] == {"com.example.other": "kept"}
@@ -155,7 +166,7 @@ def test_the_command_line_reads_stdin_and_reports_what_it_dropped(tmp_path: Path
         cwd=REPO,
         check=True,
     )
-    assert set(json.loads(result.stdout)["services"]) == {"traefik", "app"}
+    assert set(json.loads(result.stdout)["services"]) == {"traefik", "app", "postgres-exporter"}
     assert "traefik: swarm services have no security_opt" in result.stderr
     assert "private key" in result.stderr
     assert "does not exist; not mounted" in result.stderr

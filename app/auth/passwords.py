@@ -15,14 +15,19 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 import bcrypt
+from opentelemetry import trace
 
 from app.config import Settings
 from app.exceptions import ServiceUnavailable
+from app.observability import metrics
 from app.schema.users import MAX_PASSWORD_BYTES
 
 HASHING_BUSY = "Too many password checks in progress; retry shortly"
 
 T = TypeVar("T")
+
+# A span per hash when tracing is on (app/observability/tracing.py); else a no-op.
+_tracer = trace.get_tracer(__name__)
 
 
 # The hash of an account that has no password (one created by an OpenID
@@ -62,15 +67,24 @@ class HashingGate:
 
     def __init__(self, *, threads: int, queue: int) -> None:
         self._limiter = anyio.CapacityLimiter(threads)
+        self._threads = threads
         self._capacity = threads + queue
         self._admitted = 0
 
+    @property
+    def load(self) -> tuple[int, int]:
+        """Hashes running, and waiting for a thread."""
+        busy = min(self._admitted, self._threads)
+        return busy, self._admitted - busy
+
     async def run(self, work: Callable[..., T], *args: object) -> T:
         if self._admitted >= self._capacity:
+            metrics.HASHING_REFUSED.inc()
             raise ServiceUnavailable(HASHING_BUSY, retry_after_seconds=1)
         self._admitted += 1
         try:
-            return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)
+            with _tracer.start_as_current_span("password hash"):
+                return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)
         finally:
             self._admitted -= 1
 
@@ -87,6 +101,14 @@ def _gate(settings: Settings) -> HashingGate:
     if sizing not in gates:
         gates[sizing] = HashingGate(threads=sizing[0], queue=sizing[1])
     return gates[sizing]
+
+
+def gate_load(settings: Settings) -> tuple[int, int]:
+    """This event loop's hashes running and waiting (app/observability/sampler.py)."""
+    gate = _gates.get(asyncio.get_running_loop(), {}).get(
+        (settings.PASSWORD_HASH_THREADS, settings.PASSWORD_HASH_QUEUE)
+    )
+    return gate.load if gate is not None else (0, 0)
 
 
 async def hash_password(password: str, *, settings: Settings) -> str:

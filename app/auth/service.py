@@ -30,9 +30,17 @@ from app.auth.sessions import (
 )
 from app.config import Settings
 from app.database.reads import ReadPool, driver_sql
-from app.exceptions import EmailNotVerified, InvalidCredentials, NotAuthenticated, NotFound
+from app.exceptions import (
+    EmailNotVerified,
+    InvalidCredentials,
+    NotAuthenticated,
+    NotFound,
+    ServiceUnavailable,
+    TooManyAttempts,
+)
 from app.mail import outbox
 from app.models import ApiKey, AuthenticatedUser, AuthSession, RefreshToken, User, utcnow
+from app.observability import metrics
 from app.policy import ROLE_PERMISSIONS, Viewer, role_permissions_column
 from app.schema.audit import EventType
 from app.schema.auth import SessionOut, TokenPair
@@ -194,6 +202,39 @@ async def sign_in(
     device_token: str | None = None,
 ) -> Login | SecondStepChallenge: ...
 async def sign_in(
+    *,
+    db: AsyncSession,
+    settings: Settings,
+    proof: Proof[SecondStepRequired],
+    client: Client,
+    device_token: str | None = None,
+) -> Login | SecondStepChallenge:
+    """The one login (`_sign_in`), counted by its proof and outcome."""
+    outcome = "error"  # the database failed, say
+    try:
+        signed_in = await _sign_in(
+            db=db, settings=settings, proof=proof, client=client, device_token=device_token
+        )
+    except InvalidCredentials:
+        outcome = "refused"
+        raise
+    except TooManyAttempts:
+        outcome = "throttled"
+        raise
+    except EmailNotVerified:
+        outcome = "email_not_verified"
+        raise
+    except ServiceUnavailable:
+        outcome = "busy"
+        raise
+    else:
+        outcome = "second_step" if isinstance(signed_in, SecondStepChallenge) else "succeeded"
+        return signed_in
+    finally:
+        metrics.LOGINS.labels(proof.method, outcome).inc()
+
+
+async def _sign_in(
     *,
     db: AsyncSession,
     settings: Settings,

@@ -21,6 +21,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -31,6 +32,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
 
 from app.config import Settings
 from app.database.db import ConnectionHealth
+from app.observability import metrics
 
 ReadConnection = psycopg.AsyncConnection[DictRow]
 BACKGROUND_RECONNECT_SECONDS = 1.0
@@ -45,6 +47,12 @@ class DatabaseUnreachable(psycopg.OperationalError):
 def driver_sql(statement: ClauseElement) -> str:
     """A Core statement compiled, once, to psycopg's own SQL (`%(name)s` parameters)."""
     return str(statement.compile(dialect=PGDialectAsync_psycopg()))  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPoolStats:
+    in_use: int
+    waiting: int
 
 
 class ReadPool:
@@ -89,6 +97,13 @@ class ReadPool:
     async def close(self) -> None:
         await self._pool.close()
 
+    def stats(self) -> ReadPoolStats:
+        stats = self._pool.get_stats()
+        return ReadPoolStats(
+            in_use=stats.get("pool_size", 0) - stats.get("pool_available", 0),
+            waiting=stats.get("requests_waiting", 0),
+        )
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[ReadConnection]:
         unreachable = self._unreachable
@@ -98,6 +113,7 @@ class ReadPool:
         except PoolTimeout as exc:
             if unreachable:  # not busy: down
                 raise DatabaseUnreachable(DATABASE_UNREACHABLE) from exc
+            metrics.POOL_TIMEOUTS.labels("reads").inc()
             raise
         try:
             yield connection

@@ -32,6 +32,7 @@ from app.database.db import SessionFactory
 from app.mail.render import RenderedMail
 from app.mail.smtp import MailError, build_message, send_mail
 from app.models import MailOutbox, utcnow
+from app.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -202,10 +203,12 @@ class MailSender:
             error = str(exc)
             async with self._session_factory() as db:
                 if exc.permanent or attempts >= settings.MAIL_MAX_ATTEMPTS:
+                    metrics.MAIL_DELIVERIES.labels("given_up").inc()
                     logger.error("mail %d given up after %d attempts: %s", mail_id, attempts, error)
                     await _finish(db=db, mail_id=mail_id, sent_at=None, error=error)
                     return
                 delay = retry_delay(settings, attempts)
+                metrics.MAIL_DELIVERIES.labels("retry").inc()
                 logger.warning(
                     "mail %d attempt %d failed, next in %.0f s: %s",
                     mail_id,
@@ -217,6 +220,7 @@ class MailSender:
             return
         async with self._session_factory() as db:
             await _finish(db=db, mail_id=mail_id, sent_at=utcnow(), error=None)
+        metrics.MAIL_DELIVERIES.labels("sent").inc()
         logger.info("mail %d sent (attempt %d)", mail_id, attempts)
 
 

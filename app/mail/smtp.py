@@ -12,6 +12,8 @@ import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
 
+from opentelemetry import trace
+
 from app.config import Settings
 from app.mail.render import RenderedMail
 
@@ -79,9 +81,21 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+_tracer = trace.get_tracer(__name__)
+
+
 async def send_mail(*, settings: Settings, message: EmailMessage) -> None:
-    """Deliver one mail to SMTP_HOST, or raise MailError saying why not."""
+    """Deliver one mail to SMTP_HOST, or raise MailError saying why not. A span
+    when tracing is on (no OpenTelemetry instrumentation knows smtplib)."""
     try:
-        await asyncio.to_thread(_send, settings, message)
+        with _tracer.start_as_current_span(
+            "smtp send",
+            kind=trace.SpanKind.CLIENT,
+            attributes={
+                "server.address": settings.SMTP_HOST or "",
+                "server.port": settings.SMTP_PORT,
+            },
+        ):
+            await asyncio.to_thread(_send, settings, message)
     except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
         raise MailError(_describe(exc)[:1000], permanent=_is_permanent(exc)) from exc

@@ -11,7 +11,7 @@ import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_
@@ -31,6 +31,7 @@ from app.models import (
     RefreshToken,
     utcnow,
 )
+from app.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -156,11 +157,25 @@ async def sweep_periodically(*, session_factory: SessionFactory, settings: Setti
         delay = interval
         try:
             async with session_factory() as db:
-                await sweep(db=db, settings=settings, now=utcnow())
+                counts = await sweep(db=db, settings=settings, now=utcnow())
         except Exception:
             # A database outage (or any failure) must not end the sweeps for the
             # life of the process: the next interval tries again.
+            metrics.SWEEP_RUNS.labels("failed").inc()
             logger.exception("sweep failed; next in %s", settings.SWEEP_INTERVAL)
+        else:
+            count_sweep(counts)
+
+
+def count_sweep(counts: SweepCounts | None) -> None:
+    """A sweep's outcome and rows, for Prometheus (None: skipped)."""
+    if counts is None:
+        metrics.SWEEP_RUNS.labels("skipped").inc()
+        return
+    metrics.SWEEP_RUNS.labels("swept").inc()
+    for kind, removed in asdict(counts).items():
+        metrics.SWEEP_ROWS_REMOVED.labels(kind).inc(removed)
+    metrics.SWEEP_LAST_SUCCESS.set_to_current_time()
 
 
 @asynccontextmanager

@@ -1,8 +1,9 @@
 """Postgres: where it is, who the app is there, and each worker's pools."""
 
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Literal, Self
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 from sqlalchemy.engine import URL
 
 from app.settings.base import SettingsGroup
@@ -11,13 +12,28 @@ from app.settings.types import DEFAULT_POSTGRES_PORT, split_host_port
 
 # psycopg's own default (Connection.prepare_threshold).
 DEFAULT_PREPARE_THRESHOLD = 5
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+# The modes that check the server's certificate against POSTGRES_SSLROOTCERT.
+VERIFYING_MODES = ("verify-ca", "verify-full")
+# libpq's own word for "the operating system's trusted CAs" (libpq 16 and later).
+SYSTEM_CAS = "system"
+# Hosts that are the stack's own Postgres or this machine: TLS is optional there,
+# anywhere else production wants the server verified.
+LOCAL_DATABASE_HOSTS = ("db", "localhost", "127.0.0.1", "::1")
 
 
 class DatabaseSettings(SettingsGroup):
     """The user's own names: POSTGRES_URL (host:port), POSTGRES_USER, POSTGRES_PW,
     POSTGRES_DB. Each worker has two pools: one for transactions (every write) and
     one for reads; each worker may open DB_POOL_SIZE + DB_MAX_OVERFLOW +
-    DB_READ_POOL_SIZE connections."""
+    DB_READ_POOL_SIZE connections, to Postgres or, with DB_POOLER_URL, to a
+    transaction pooler in front of it (migrations still go to Postgres).
+
+    A managed Postgres (RDS, Cloud SQL, Neon, Supabase...): POSTGRES_URL='its
+    host:5432', POSTGRES_SSLMODE='verify-full', POSTGRES_SSLROOTCERT = your
+    provider's CA bundle, and compose without its db service
+    (COMPOSE_FILE='compose.yaml:compose.external-db.yaml'; docs/deploy.md). The
+    app, its migrations and `make backup`/`make restore` all connect with these."""
 
     TITLE: ClassVar[str] = "Database"
 
@@ -33,6 +49,29 @@ class DatabaseSettings(SettingsGroup):
         required_in_production=True,
     )
     POSTGRES_DB: str = setting("app", "The database.")
+    POSTGRES_SSLMODE: SslMode = setting(
+        "prefer",
+        "TLS to Postgres, as libpq's sslmode: disable | allow | prefer | require | "
+        "verify-ca | verify-full. Only verify-full checks both the certificate (against "
+        "POSTGRES_SSLROOTCERT) and the host name; prefer (the stack's own db, on its "
+        "internal network) encrypts when the server offers TLS and verifies nothing. "
+        "Production refuses anything but verify-full for a database outside the stack "
+        "(a host other than db or this machine) unless POSTGRES_ALLOW_UNVERIFIED_TLS.",
+    )
+    POSTGRES_SSLROOTCERT: str = setting(
+        "",
+        "PEM file of the CA(s) the database's certificate must chain to (your "
+        "provider's bundle: RDS global-bundle.pem, Cloud SQL server-ca.pem, Supabase's "
+        "CA), or 'system' for the operating system's public CAs. Needed by verify-ca "
+        "and verify-full. compose.external-db.yaml mounts this file into the "
+        "containers (a path on the host, relative to compose.yaml).",
+    )
+    POSTGRES_ALLOW_UNVERIFIED_TLS: bool = setting(
+        False,
+        "'true': production accepts a POSTGRES_SSLMODE weaker than verify-full for a "
+        "database outside the stack (a private network you trust, or Cloud SQL by IP "
+        "with verify-ca, whose certificates name the instance, not the host).",
+    )
     # Overflow churns connections (a TCP connect and a SCRAM handshake each) under
     # steady load, so the default keeps them all.
     DB_POOL_SIZE: int = setting(
@@ -84,6 +123,43 @@ class DatabaseSettings(SettingsGroup):
                 raise ValueError(str(exc).replace("POSTGRES_URL", "DB_POOLER_URL")) from exc
         return value
 
+    @model_validator(mode="after")
+    def _check_root_certificate(self) -> Self:
+        """Said at start-up, not at every connection attempt."""
+        root = self.POSTGRES_SSLROOTCERT
+        if self.POSTGRES_SSLMODE in VERIFYING_MODES and not root:
+            raise ValueError(
+                f"POSTGRES_SSLMODE={self.POSTGRES_SSLMODE} needs POSTGRES_SSLROOTCERT: the "
+                "CA file of your database provider (or 'system' for public CAs)"
+            )
+        if root and root != SYSTEM_CAS and not Path(root).is_file():
+            raise ValueError(
+                f"POSTGRES_SSLROOTCERT: {root} is not a readable file (the CA of the "
+                "database's certificate, as a path inside the app's container)"
+            )
+        return self
+
+    @property
+    def database_is_local(self) -> bool:
+        """The stack's own db service, or this machine: no network to cross."""
+        return self.postgres_host.lower() in LOCAL_DATABASE_HOSTS
+
+    def database_tls_problem(self) -> str | None:
+        """Why production should not connect as configured, or None."""
+        if (
+            self.database_is_local
+            or self.POSTGRES_SSLMODE == "verify-full"
+            or self.POSTGRES_ALLOW_UNVERIFIED_TLS
+        ):
+            return None
+        return (
+            f"the database at {self.postgres_host} is outside the stack and "
+            f"POSTGRES_SSLMODE={self.POSTGRES_SSLMODE} does not verify who answers (a "
+            "machine in between could read the password and the data): set "
+            "POSTGRES_SSLMODE=verify-full with POSTGRES_SSLROOTCERT, or "
+            "POSTGRES_ALLOW_UNVERIFIED_TLS=true for a network you trust"
+        )
+
     @property
     def postgres_host(self) -> str:
         return split_host_port(self.POSTGRES_URL)[0]
@@ -99,7 +175,12 @@ class DatabaseSettings(SettingsGroup):
 
     def database_url(self, driver: str = "postgresql+psycopg") -> URL:
         """Postgres itself (migrations, backups, the tests' own connections). The
-        URL is assembled from parts so any password character is safe."""
+        URL is assembled from parts so any password character is safe. Its TLS
+        parameters reach every connection made from it: both pools (pool_url keeps
+        them), the migrations, the readiness probe."""
+        tls: dict[str, str] = {"sslmode": self.POSTGRES_SSLMODE}
+        if self.POSTGRES_SSLROOTCERT:
+            tls["sslrootcert"] = self.POSTGRES_SSLROOTCERT
         return URL.create(
             drivername=driver,
             username=self.POSTGRES_USER,
@@ -107,6 +188,7 @@ class DatabaseSettings(SettingsGroup):
             host=self.postgres_host,
             port=self.postgres_port,
             database=self.POSTGRES_DB,
+            query=tls,
         )
 
     def pool_url(self, driver: str = "postgresql+psycopg") -> URL:

@@ -50,6 +50,8 @@ class EdgeSettings(SettingsGroup):
     TRAEFIK_IMAGE: str = setting("", PINNED)
     POSTGRES_IMAGE: str = setting("", PINNED)
     MAILDEV_IMAGE: str = setting("", PINNED)
+    PROMETHEUS_IMAGE: str = setting("", PINNED)
+    POSTGRES_EXPORTER_IMAGE: str = setting("", PINNED)
     DEBIAN_IMAGE: str = setting(
         "", "Empty: the base of the PgBouncer image pinned in compose.yaml."
     )
@@ -76,12 +78,24 @@ class EdgeSettings(SettingsGroup):
     )
     COMPOSE_PROFILES: str = setting(
         "",
-        "Optional services of compose.yaml, comma-separated: 'mail-catcher' runs "
-        "MailDev, which receives every mail and shows them at https://mail.<DOMAIN>. "
-        "For development only: `make .env` turns it on for a new local .env; "
-        "production refuses it. 'pgbouncer' runs PgBouncer between the app and "
-        "Postgres (with DB_POOLER_URL='pgbouncer:6432'), for more replicas than "
-        "Postgres has connections.",
+        "Optional services of compose.yaml, comma-separated: 'metrics' runs "
+        "Prometheus (scraping every app replica, Traefik and Postgres through its "
+        "exporter, with the alert rules of prometheus/alerts.yml) at "
+        "https://metrics.<DOMAIN> behind PROMETHEUS_USERS; 'pgbouncer' runs PgBouncer "
+        "between the app and Postgres (with DB_POOLER_URL='pgbouncer:6432'), for more "
+        "replicas than Postgres has connections; 'mail-catcher' runs "
+        "MailDev, which receives every mail and shows them at https://mail.<DOMAIN>, "
+        "for development only: `make .env` turns it on for a new local .env; "
+        "production refuses it.",
+    )
+    PROMETHEUS_USERS: SecretStr = setting(
+        SecretStr(""),
+        "Who may open https://metrics.<DOMAIN> (profile 'metrics'): "
+        "'admin:<bcrypt hash>' from `htpasswd -nbB admin 'a-password'` (keep the "
+        "single quotes: the hash holds $). The profile refuses to start without it.",
+    )
+    PROMETHEUS_RETENTION: str = setting(
+        "15d", "How long Prometheus keeps its samples (its --storage.tsdb.retention.time)."
     )
     APP_REPLICAS: int = setting(
         3, "Docker Swarm only (make deploy-swarm): the app's replicas.", ge=1
@@ -117,7 +131,13 @@ class EdgeSettings(SettingsGroup):
         "out of rotation (its drain probe answers 503), before the graceful drain.",
         ge=0,
     )
-    ACCESS_LOG: str = setting("-", "Gunicorn's access log: '-' (stdout), a file path, or 'off'.")
+    SHARE_PRELOADED_OBJECTS: bool = setting(
+        True,
+        "Before forking its workers, gunicorn's master makes the objects it preloaded "
+        "immortal (CPython 3.12 and 3.13; app/immortal.py), so the workers keep sharing "
+        "their pages instead of copying them as they use them: about half of each "
+        "worker's private memory (docs/performance.md). 'false' turns it off.",
+    )
     AUTH_RATE_LIMIT_AVERAGE: int = setting(
         10,
         "Traefik's rate limit on /api/token*, register, the cookie login and the mail "

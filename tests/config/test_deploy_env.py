@@ -143,3 +143,12 @@ def test_a_name_that_is_no_setting_is_reported_not_written(tmp_path: Path) -> No
     text = (tmp_path / ".env").read_text()
     assert "SMTP_HOTS" not in text
     assert "DEPLOY_ROUTE" not in text
+
+
+def test_a_managed_database_is_chosen_with_compose_file(tmp_path: Path) -> None:
+    """COMPOSE_FILE is compose's, no setting: a variable the deploy writes all the same."""
+    files = "compose.yaml:compose.external-db.yaml"
+    result = run_step(tmp_path, REQUIRED_SECRETS, {"COMPOSE_FILE": files})
+    assert result.returncode == 0, result.stderr
+    assert "COMPOSE_FILE is not a setting" not in result.stderr
+    assert f"COMPOSE_FILE='{files}'" in (tmp_path / ".env").read_text()

@@ -21,6 +21,7 @@ from scripts.stack import (
     batch_size,
     check_settings,
     connections_per_container,
+    database_client_environment,
     https_check,
     image_repository,
     is_routed,
@@ -107,6 +108,11 @@ PEBBLE = "https://pebble:14000/dir"
             "COMPOSE_PROFILES and set SMTP_HOST to your provider (docs/mail.md, Setting up SMTP)",
         ),
         (
+            {"COMPOSE_PROFILES": "metrics"},
+            "COMPOSE_PROFILES=metrics needs PROMETHEUS_USERS, who may open "
+            "https://metrics.stack.localhost (htpasswd -nbB admin 'a-password')",
+        ),
+        (
             {"TRAEFIK_DASHBOARD": "true"},
             "TRAEFIK_DASHBOARD=true needs TRAEFIK_DASHBOARD_USERS "
             "(htpasswd -nbB admin 'a-password')",
@@ -149,6 +155,11 @@ def test_settings_that_would_start_a_broken_or_unsafe_stack_are_refused(
         {"COMPOSE_PROFILES": "pgbouncer", "DB_POOLER_URL": "pgbouncer:6432"},
         # A pooler of one's own (a managed one), outside the stack.
         {"DB_POOLER_URL": "pooler.example.com:6432"},
+        {
+            "COMPOSE_PROFILES": "metrics",
+            "PROMETHEUS_USERS": "admin:$2y$...",
+            "ENVIRONMENT": "production",
+        },
     ],
 )
 def test_settings_that_are_fine_pass(values: dict[str, str]) -> None:
@@ -808,3 +819,83 @@ def test_backup_writes_a_private_dump(tmp_path: Path, capsys: pytest.CaptureFixt
     assert capsys.readouterr().out == f"[stack] wrote {dump} (4.0K)\n"
     (pg_dump,) = runner.called("pg_dump")
     assert "`b{5" not in pg_dump  # the password goes through the environment
+
+
+def external_env_file(tmp_path: Path, **values: str) -> Path:
+    ca = tmp_path / "provider-ca.pem"
+    ca.write_text("PEM")
+    settings = {
+        "COMPOSE_FILE": "compose.yaml:compose.external-db.yaml",
+        "POSTGRES_URL": "mydb.example.com:6543",
+        "POSTGRES_PW": "`b{5:P3k",
+        "POSTGRES_SSLMODE": "verify-full",
+        "POSTGRES_SSLROOTCERT": str(ca),
+        **values,
+    }
+    env_file = tmp_path / "stack.env"
+    env_file.write_text("".join(f"{name}='{value}'\n" for name, value in settings.items()))
+    return env_file
+
+
+def test_backup_of_a_managed_database_runs_pg_dump_in_the_db_client(tmp_path: Path) -> None:
+    env_file = external_env_file(tmp_path)
+    runner = FakeRunner(
+        [("pg_dump", "PGDMP..."), ("du -h", "4.0K\tfile\n")],
+        {"ENV_FILE": str(env_file), "BACKUP_DIR": str(tmp_path / "backups"), "APP_REVISION": "x"},
+    )
+    assert main(["backup"], runner=runner) == 0
+    (pg_dump,) = runner.called("pg_dump")
+    assert "run --rm --no-deps -T" in pg_dump
+    assert "db-client pg_dump --format=custom --no-owner --dbname app" in pg_dump
+    assert "-e PGSSLMODE -e PGCONNECT_TIMEOUT -e PGSSLROOTCERT" in pg_dump
+    assert "`b{5" not in pg_dump  # the password goes through the environment
+    assert not runner.called("ps --status running")  # no db service to look for
+
+
+def test_the_db_client_connects_as_the_app_does() -> None:
+    settings = Settings(
+        {
+            "POSTGRES_URL": "[2001:db8::5]:6543",
+            "POSTGRES_PW": "pw",
+            "POSTGRES_SSLMODE": "verify-full",
+        }
+    )
+    assert database_client_environment(settings, "/run/postgres-ca/root.crt") == {
+        "PGHOST": "2001:db8::5",
+        "PGPORT": "6543",
+        "PGUSER": "app",
+        "PGDATABASE": "app",
+        "PGPASSWORD": "pw",
+        "PGSSLMODE": "verify-full",
+        "PGCONNECT_TIMEOUT": "2",
+        "PGSSLROOTCERT": "/run/postgres-ca/root.crt",
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "refusal"),
+    [
+        ({"POSTGRES_URL": "db:5432"}, "POSTGRES_URL must be your database's host:port"),
+        ({"POSTGRES_SSLROOTCERT": "/nonexistent.pem"}, "set it to your database provider's CA"),
+        ({"POSTGRES_SSLROOTCERT": "system"}, "the host's bundle"),
+    ],
+)
+def test_external_database_mode_refuses_what_compose_cannot_run(
+    tmp_path: Path, values: dict[str, str], refusal: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_file = external_env_file(tmp_path, **values)
+    runner = FakeRunner([], {"ENV_FILE": str(env_file), "APP_REVISION": "x"})
+    assert main(["backup"], runner=runner) == 1
+    assert refusal in capsys.readouterr().err
+
+
+def test_the_stacks_pgbouncer_is_refused_with_a_managed_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_file = external_env_file(
+        tmp_path, COMPOSE_PROFILES="pgbouncer", DB_POOLER_URL="pgbouncer:6432"
+    )
+    runner = FakeRunner([], {"ENV_FILE": str(env_file), "APP_REVISION": "x"})
+    assert main(["up"], runner=runner) == 1
+    assert "with compose.external-db.yaml use your provider's pooler" in capsys.readouterr().err
+    assert not runner.called(" up ")

@@ -1,6 +1,10 @@
 """The app image built from the real Dockerfile, as it runs in the stack."""
 
-from tests.stack.conftest import Stack, run
+import json
+import re
+
+from tests.stack.conftest import Stack, record_figures, run
+from tests.test_immortal import FORKED_READER
 
 
 def test_image_runs_as_a_non_root_user(stack: Stack) -> None:
@@ -61,3 +65,32 @@ def test_proxy_headers_are_trusted_from_traefik_only(stack: Stack) -> None:
         "run", "--rm", "--no-deps", "migrate", "python", "-c", probe
     ).stdout.strip()
     assert location == "http://app:8000/api/items/"
+
+
+def test_workers_share_the_preloaded_objects(stack: Stack) -> None:
+    """The image's interpreter (CPython 3.13) supports app/immortal.py: the master
+    made its preloaded objects immortal before forking, and in the container a
+    forked child reading 1,000,000 such objects copies almost none of their pages,
+    where the same child over mortal objects copies them all."""
+    container = stack.container_ids("app")[0]
+    logs = run(["docker", "logs", container])
+    made = re.search(r"made (\d+) preloaded objects immortal", logs.stdout + logs.stderr)
+    assert made is not None, "the master did not make its objects immortal"
+    reports = {
+        mode: json.loads(
+            run(["docker", "exec", container, "python", "-c", FORKED_READER, mode]).stdout
+        )
+        for mode in ("mortal", "immortal")
+    }
+    record_figures(
+        "immortal preloaded objects",
+        {
+            "made by the master": int(made[1]),
+            "a reader's copy, mortal KB": reports["mortal"]["copied_kb"],
+            "immortal KB": reports["immortal"]["copied_kb"],
+        },
+    )
+    assert int(made[1]) > 100_000
+    assert reports["immortal"]["sample_immortal"]
+    assert reports["mortal"]["copied_kb"] > 10_000
+    assert reports["immortal"]["copied_kb"] < reports["mortal"]["copied_kb"] / 5

@@ -313,6 +313,22 @@ build_maildev() {
     build_context "$image" --build-arg "BASE=standin/debian:trixie"
 }
 
+# prom/prometheus:vX.Y.Z and quay.io/prometheuscommunity/postgres-exporter:vX.Y.Z
+# -> Debian's package of that upstream version (the same software), installed
+# from trixie on the stand-in base. A tag Debian does not ship stops the build:
+# pin the version Debian has (`apt-cache policy prometheus`), or pull the image.
+build_debian_package() {
+    local image="$1" context="$2" tag="${1##*:}"
+    [[ "$tag" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "the ${context} stand-in needs a version tag (vX.Y.Z), not ${image}"
+    ensure_base_image trixie
+    new_context "$context"
+    build_context "$image" --build-arg "BASE=standin/debian:trixie" --build-arg "VERSION=${tag#v}"
+}
+
+build_prometheus() { build_debian_package "$1" prometheus; }
+
+build_postgres_exporter() { build_debian_package "$1" postgres-exporter; }
+
 # The stack suite's OpenID provider (no registry publishes it: always built
 # here, never pulled): tests/oidc's, panva's oidc-provider as its lockfile pins
 # it, installed with the host's npm (`npm ci`: exactly the lockfile; plain
@@ -337,9 +353,10 @@ kind_of() {
     local repo="${1%:*}"
     repo="${repo##*/}"
     case "$repo" in
-        python | postgres | traefik | pebble | maildev | debian) echo "$repo" ;;
+        python | postgres | traefik | pebble | maildev | prometheus | debian) echo "$repo" ;;
         oidc-provider) echo oidc_provider ;;
-        *) die "no stand-in for ${1} (known: python, postgres, traefik, pebble, maildev, debian, oidc-provider)" ;;
+        postgres-exporter) echo postgres_exporter ;;
+        *) die "no stand-in for ${1} (known: python, postgres, traefik, pebble, maildev, debian, oidc-provider, prometheus, postgres-exporter)" ;;
     esac
 }
 
