@@ -1,6 +1,6 @@
 #!/bin/sh
-# Writes PgBouncer's configuration from the environment, then runs it (as PID 1:
-# SIGTERM is its "safe shutdown", SIGINT a fast one).
+# Writes PgBouncer's configuration from the environment, then runs it as PID 1
+# (the image stops it with SIGINT: its safe shutdown).
 #   POSTGRES_HOST, POSTGRES_PORT      where Postgres is (db, 5432)
 #   POSTGRES_USER, POSTGRES_DB        the one user and database it pools
 #   POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE (a Docker secret)
