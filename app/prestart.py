@@ -90,7 +90,7 @@ def migrate(settings: Settings) -> None:
 
 
 async def prepare(settings: Settings, *, wait_seconds: float = 60) -> None:
-    engine = create_engine(settings)
+    engine = create_engine(settings, direct=True)
     try:
         await wait_for_database(engine, timeout_seconds=wait_seconds)
         await asyncio.to_thread(migrate, settings)

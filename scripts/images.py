@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILES = (ROOT / "compose.yaml", ROOT / "tests" / "stack" / "compose.test.yaml")
 PIN = re.compile(r"\$\{(?P<variable>[A-Z_]+_IMAGE):-(?P<image>[^}]+)\}")
 # Built from this repository, not pulled.
-OWN_IMAGES = {"APP_IMAGE"}
+OWN_IMAGES = {"APP_IMAGE", "PGBOUNCER_IMAGE"}
 
 
 def pinned_images(*files: Path) -> dict[str, str]:

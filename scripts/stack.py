@@ -53,6 +53,9 @@ PROVIDER_SETTLE_SECONDS = 3
 RESERVED_CONNECTIONS = 3
 # What the deploy assumes when Postgres does not say (its default).
 DEFAULT_MAX_CONNECTIONS = 100
+# The compose profile of PgBouncer, and the address the app then reaches it at.
+POOLER_PROFILE = "pgbouncer"
+POOLER_SERVICE_URL = "pgbouncer:6432"
 # The override that replaces the stack's db service with a managed database, and
 # where it mounts the database's CA file in the containers.
 EXTERNAL_DB_FILE = "compose.external-db.yaml"
@@ -200,6 +203,9 @@ def check_settings(settings: Settings) -> list[str]:
             f"swallow every mail and show them at https://mail.{domain}. Remove it from "
             "COMPOSE_PROFILES and set SMTP_HOST to your provider (docs/mail.md, Setting up SMTP)"
         )
+    pooler_refusal = pooler_settings_refusal(settings)
+    if pooler_refusal:
+        raise Refusal(pooler_refusal)
     if "metrics" in profiles and not settings["PROMETHEUS_USERS"]:
         raise Refusal(
             "COMPOSE_PROFILES=metrics needs PROMETHEUS_USERS, who may open "
@@ -211,6 +217,36 @@ def check_settings(settings: Settings) -> list[str]:
             "(htpasswd -nbB admin 'a-password')"
         )
     return warnings
+
+
+def pooler_in_use(settings: Settings) -> bool:
+    """The compose profile `pgbouncer` runs PgBouncer between the app and Postgres."""
+    return POOLER_PROFILE in settings.environ.get("COMPOSE_PROFILES", "").split(",")
+
+
+def pooler_settings_refusal(settings: Settings) -> str | None:
+    """The profile and the app's DB_POOLER_URL go together: PgBouncer with the app
+    beside it counts nothing, and an app pointed at a service that does not run
+    never turns ready."""
+    pooler_url = settings["DB_POOLER_URL"]
+    if pooler_in_use(settings) and not pooler_url:
+        return (
+            f"COMPOSE_PROFILES has '{POOLER_PROFILE}' but DB_POOLER_URL is empty: the app "
+            f"would bypass PgBouncer. Set DB_POOLER_URL='{POOLER_SERVICE_URL}'"
+        )
+    if not pooler_in_use(settings) and pooler_url.split(":")[0] == POOLER_PROFILE:
+        return (
+            f"DB_POOLER_URL is '{pooler_url}' but COMPOSE_PROFILES has no '{POOLER_PROFILE}': "
+            f"add it (COMPOSE_PROFILES='{POOLER_PROFILE}'), or empty DB_POOLER_URL"
+        )
+    return None
+
+
+EXTERNAL_DATABASE_POOLER = (
+    f"the '{POOLER_PROFILE}' profile pools the stack's own db service; with "
+    f"{EXTERNAL_DB_FILE} use your provider's pooler: DB_POOLER_URL='its host:port' "
+    f"(TLS as POSTGRES_SSLMODE says) and no '{POOLER_PROFILE}' in COMPOSE_PROFILES"
+)
 
 
 # --- The database: the stack's own, or a managed one ---------------------------
@@ -330,6 +366,49 @@ def rolling_update_refusal(replicas: int, per_container: int, max_connections: i
         f"({per_container} each), POSTGRES_MAX_CONNECTIONS is {max_connections}: raise it, or "
         "lower APP_REPLICAS, WEB_CONCURRENCY or the DB pools. Nothing was changed"
     )
+
+
+def pooler_pool_refusal(pool_size: int, max_connections: int) -> str | None:
+    """With PgBouncer, Postgres holds its pool (whatever the app's replicas open)
+    and the reserved connections."""
+    if pool_size <= max_connections - RESERVED_CONNECTIONS:
+        return None
+    return (
+        f"PgBouncer may open {pool_size} database connections (PGBOUNCER_POOL_SIZE), "
+        f"Postgres allows {max_connections} ({RESERVED_CONNECTIONS} kept for migrations and "
+        "psql): lower PGBOUNCER_POOL_SIZE or raise max_connections. Nothing was changed"
+    )
+
+
+def pooled_surge_capacity(running: int, per_container: int, max_client_conn: int) -> int:
+    """surge_capacity's count with PgBouncer: the containers' connections go to it,
+    up to its max_client_conn (Postgres only holds PgBouncer's pool)."""
+    fit = max_client_conn // per_container - running
+    return min(fit, running)
+
+
+def pooled_surge_refusal(running: int, per_container: int, max_client_conn: int) -> str:
+    return (
+        f"a new container beside the {running} running needs {(running + 1) * per_container} "
+        f"connections to PgBouncer (each may open {per_container}), PGBOUNCER_MAX_CLIENT_CONN "
+        f"is {max_client_conn}: raise it, or lower WEB_CONCURRENCY or the DB pools. "
+        "Nothing was changed"
+    )
+
+
+def pooled_rolling_update_refusal(
+    replicas: int, per_container: int, max_client_conn: int, pool_size: int, max_connections: int
+) -> str | None:
+    """rolling_update_refusal with PgBouncer: `replicas` + 1 containers' connections
+    fit its max_client_conn, and its pool fits Postgres."""
+    need = (replicas + 1) * per_container
+    if need > max_client_conn:
+        return (
+            f"{replicas} replicas plus one during an update may open {need} connections to "
+            f"PgBouncer ({per_container} each), PGBOUNCER_MAX_CLIENT_CONN is {max_client_conn}: "
+            "raise it, or lower APP_REPLICAS, WEB_CONCURRENCY or the DB pools. Nothing was changed"
+        )
+    return pooler_pool_refusal(pool_size, max_connections)
 
 
 # --- The HTTPS check through Traefik --------------------------------------------
@@ -513,6 +592,8 @@ class Stack:
             self.log(warning)
         if self.external_database:
             check_external_database(self.settings)
+            if pooler_in_use(self.settings):
+                raise Refusal(EXTERNAL_DATABASE_POOLER)
 
     def show_logs(self, *services: str) -> None:
         self.compose("logs", "--tail=30", *services, check=False, capture=False, to_stderr=True)
@@ -699,6 +780,26 @@ class Stack:
             return DEFAULT_MAX_CONNECTIONS
         return value
 
+    def surge_within_budget(self, running: int) -> int:
+        """How many new containers may start beside the running ones; refuses when
+        not even one fits (Postgres' connections, or with PgBouncer its clients and
+        its pool)."""
+        per_container = connections_per_container(self.settings)
+        max_connections = self.max_connections()
+        if not pooler_in_use(self.settings):
+            surge = surge_capacity(running, per_container, max_connections)
+            if surge < 1:
+                raise Refusal(surge_refusal(running, per_container, max_connections))
+            return surge
+        refusal = pooler_pool_refusal(self.settings.number("PGBOUNCER_POOL_SIZE"), max_connections)
+        if refusal:
+            raise Refusal(refusal)
+        max_client_conn = self.settings.number("PGBOUNCER_MAX_CLIENT_CONN")
+        surge = pooled_surge_capacity(running, per_container, max_client_conn)
+        if surge < 1:
+            raise Refusal(pooled_surge_refusal(running, per_container, max_client_conn))
+        return surge
+
     def app_containers(self) -> list[str]:
         return lines(self.compose("ps", "--all", "--quiet", "app").stdout)
 
@@ -806,11 +907,7 @@ class Stack:
             )
             self.up()
             return
-        per_container = connections_per_container(self.settings)
-        max_connections = self.max_connections()
-        surge = surge_capacity(len(old), per_container, max_connections)
-        if surge < 1:
-            raise Refusal(surge_refusal(len(old), per_container, max_connections))
+        surge = self.surge_within_budget(len(old))
 
         self.log(f"building {image} (revision {self.settings.environ.get('APP_REVISION', '')})")
         self.explain_builder()

@@ -33,6 +33,8 @@ from scripts.stack import (
     image_repository,
     lines,
     load_env,
+    pooled_rolling_update_refusal,
+    pooler_in_use,
     public_url,
     rolling_update_refusal,
     short_id,
@@ -166,11 +168,19 @@ class Swarm(Stack):
             )
 
     def check_connection_budget(self) -> None:
-        refusal = rolling_update_refusal(
-            self.settings.number("APP_REPLICAS"),
-            connections_per_container(self.settings),
-            self.settings.number("POSTGRES_MAX_CONNECTIONS"),
-        )
+        replicas = self.settings.number("APP_REPLICAS")
+        per_container = connections_per_container(self.settings)
+        max_connections = self.settings.number("POSTGRES_MAX_CONNECTIONS")
+        if pooler_in_use(self.settings):
+            refusal = pooled_rolling_update_refusal(
+                replicas,
+                per_container,
+                self.settings.number("PGBOUNCER_MAX_CLIENT_CONN"),
+                self.settings.number("PGBOUNCER_POOL_SIZE"),
+                max_connections,
+            )
+        else:
+            refusal = rolling_update_refusal(replicas, per_container, max_connections)
         if refusal:
             raise Refusal(refusal)
 
@@ -198,6 +208,24 @@ class Swarm(Stack):
                     "must name a registry you are logged in to (docs/deploy.md, Docker Swarm)"
                 )
         return release_image
+
+    def build_pooler(self) -> None:
+        """With the profile `pgbouncer`, its image is built here from pgbouncer/, as
+        compose builds it; a swarm of several nodes pulls it: PGBOUNCER_IMAGE must
+        name a registry, and it is pushed."""
+        if not pooler_in_use(self.settings):
+            return
+        config = json.loads(self.compose("config", "--format", "json", "pgbouncer").stdout)
+        image = config["services"]["pgbouncer"]["image"]
+        self.log(f"building {image}")
+        self.compose("build", "pgbouncer", capture=False)
+        if self.node_count() > 1:
+            self.log(f"pushing {image} (the other nodes pull it)")
+            if not self.docker("push", image, check=False, capture=False).ok:
+                raise Refusal(
+                    f"could not push {image}: on a swarm of several nodes, PGBOUNCER_IMAGE "
+                    "must name a registry you are logged in to (docs/deploy.md, Docker Swarm)"
+                )
 
     def render_stack_file(self, release_image: str, folder: Path) -> Path:
         config = json.loads(
@@ -282,6 +310,7 @@ class Swarm(Stack):
             self.require_db_node()
         started = self.runner.clock()
         release_image = self.build_release()
+        self.build_pooler()
         with tempfile.TemporaryDirectory() as folder:
             stack_file = self.render_stack_file(release_image, Path(folder))
             self.log(

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.config import Settings
 from app.database.schema_version import schema_problem
 from app.exceptions import DomainError
+from app.settings.database import DEFAULT_PREPARE_THRESHOLD
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -45,13 +46,25 @@ class ConnectionHealth:
         return idle or idle_since <= self._last_loss
 
 
-def create_engine(settings: Settings, health: ConnectionHealth | None = None) -> AsyncEngine:
+def create_engine(
+    settings: Settings, health: ConnectionHealth | None = None, *, direct: bool = False
+) -> AsyncEngine:
+    """Through the pooler when DB_POOLER_URL names one, unless `direct` (prestart:
+    it runs before the pooler and migrates with a session-level lock)."""
+    url, prepare_threshold = (
+        (settings.database_url(), DEFAULT_PREPARE_THRESHOLD)
+        if direct
+        else (settings.pool_url(), settings.prepare_threshold)
+    )
     engine = create_async_engine(
-        settings.database_url(),
+        url,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT,
-        connect_args={"connect_timeout": settings.DB_CONNECT_TIMEOUT},
+        connect_args={
+            "connect_timeout": settings.DB_CONNECT_TIMEOUT,
+            "prepare_threshold": prepare_threshold,
+        },
     )
     _ping_suspect_connections(engine, health or ConnectionHealth())
     return engine

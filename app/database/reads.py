@@ -67,14 +67,13 @@ class ReadPool:
         # is cut short.
         self._unreachable = True
         self._pool = AsyncConnectionPool[ReadConnection](
-            settings.database_url()
-            .set(drivername="postgresql")
-            .render_as_string(hide_password=False),
+            settings.pool_url(driver="postgresql").render_as_string(hide_password=False),
             connection_class=psycopg.AsyncConnection[DictRow],
             kwargs={
                 "autocommit": True,
                 "row_factory": dict_row,
                 "connect_timeout": settings.DB_CONNECT_TIMEOUT,
+                "prepare_threshold": settings.prepare_threshold,
             },
             min_size=settings.DB_READ_POOL_SIZE,
             max_size=settings.DB_READ_POOL_SIZE,

@@ -10,6 +10,8 @@ from app.settings.base import SettingsGroup
 from app.settings.declaration import setting
 from app.settings.types import DEFAULT_POSTGRES_PORT, split_host_port
 
+# psycopg's own default (Connection.prepare_threshold).
+DEFAULT_PREPARE_THRESHOLD = 5
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 # The modes that check the server's certificate against POSTGRES_SSLROOTCERT.
 VERIFYING_MODES = ("verify-ca", "verify-full")
@@ -24,7 +26,8 @@ class DatabaseSettings(SettingsGroup):
     """The user's own names: POSTGRES_URL (host:port), POSTGRES_USER, POSTGRES_PW,
     POSTGRES_DB. Each worker has two pools: one for transactions (every write) and
     one for reads; each worker may open DB_POOL_SIZE + DB_MAX_OVERFLOW +
-    DB_READ_POOL_SIZE connections.
+    DB_READ_POOL_SIZE connections, to Postgres or, with DB_POOLER_URL, to a
+    transaction pooler in front of it (migrations still go to Postgres).
 
     A managed Postgres (RDS, Cloud SQL, Neon, Supabase...): POSTGRES_URL='its
     host:5432', POSTGRES_SSLMODE='verify-full', POSTGRES_SSLROOTCERT = your
@@ -82,6 +85,15 @@ class DatabaseSettings(SettingsGroup):
     DB_READ_POOL_SIZE: int = setting(
         10, "Read pool per worker process (autocommit: accounts, lists, single items).", ge=1
     )
+    DB_POOLER_URL: str = setting(
+        "",
+        "host:port of a transaction pooler (PgBouncer, pool_mode=transaction) in front "
+        "of Postgres, for both of each worker's pools; then they prepare no statements "
+        "on the server (a pooled server connection is not the one that prepared them). "
+        "Empty: straight to POSTGRES_URL. Migrations and backups always go to "
+        "POSTGRES_URL. In compose: 'pgbouncer:6432' with COMPOSE_PROFILES "
+        "holding 'pgbouncer' (docs/deploy.md, Many replicas: the pooler).",
+    )
     DB_POOL_TIMEOUT: float = setting(
         5.0,
         "Seconds to wait for a free pooled connection before answering 503 (retry "
@@ -115,6 +127,16 @@ class DatabaseSettings(SettingsGroup):
     @classmethod
     def _check_host_port(cls, value: str) -> str:
         split_host_port(value)
+        return value
+
+    @field_validator("DB_POOLER_URL")
+    @classmethod
+    def _check_pooler_host_port(cls, value: str) -> str:
+        if value:
+            try:
+                split_host_port(value)
+            except ValueError as exc:
+                raise ValueError(str(exc).replace("POSTGRES_URL", "DB_POOLER_URL")) from exc
         return value
 
     @model_validator(mode="after")
@@ -162,10 +184,16 @@ class DatabaseSettings(SettingsGroup):
     def postgres_port(self) -> int:
         return split_host_port(self.POSTGRES_URL)[1]
 
+    @property
+    def through_pooler(self) -> bool:
+        """The pools talk to a transaction pooler, not to Postgres itself."""
+        return bool(self.DB_POOLER_URL)
+
     def database_url(self, driver: str = "postgresql+psycopg") -> URL:
-        """The URL is assembled from parts so any password character is safe. Its
-        TLS parameters reach every connection made from it: both pools, the
-        migrations, the readiness probe."""
+        """Postgres itself (migrations, backups, the tests' own connections). The
+        URL is assembled from parts so any password character is safe. Its TLS
+        parameters reach every connection made from it: both pools (pool_url keeps
+        them), the migrations, the readiness probe."""
         tls: dict[str, str] = {"sslmode": self.POSTGRES_SSLMODE}
         if self.POSTGRES_SSLROOTCERT:
             tls["sslrootcert"] = self.POSTGRES_SSLROOTCERT
@@ -178,3 +206,20 @@ class DatabaseSettings(SettingsGroup):
             database=self.POSTGRES_DB,
             query=tls,
         )
+
+    def pool_url(self, driver: str = "postgresql+psycopg") -> URL:
+        """Where the worker's pools connect: the pooler when there is one (same user,
+        password and database: it passes them on), else Postgres."""
+        if not self.through_pooler:
+            return self.database_url(driver)
+        host, port = split_host_port(self.DB_POOLER_URL)
+        return self.database_url(driver).set(host=host, port=port)
+
+    @property
+    def prepare_threshold(self) -> int | None:
+        """psycopg's: prepare a statement on the server after it ran this often (its
+        default, 5), or never (None). Through a transaction pooler the next
+        transaction may run on another server connection, where the statement was
+        never prepared; PgBouncer 1.21+ can track them (max_prepared_statements), but
+        Debian 12's 1.18 and several managed poolers cannot, so the app does not ask."""
+        return None if self.through_pooler else DEFAULT_PREPARE_THRESHOLD

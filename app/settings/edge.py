@@ -52,6 +52,15 @@ class EdgeSettings(SettingsGroup):
     MAILDEV_IMAGE: str = setting("", PINNED)
     PROMETHEUS_IMAGE: str = setting("", PINNED)
     POSTGRES_EXPORTER_IMAGE: str = setting("", PINNED)
+    DEBIAN_IMAGE: str = setting(
+        "", "Empty: the base of the PgBouncer image pinned in compose.yaml."
+    )
+    PGBOUNCER_IMAGE: str = setting(
+        "",
+        "The PgBouncer image built from pgbouncer/ (profile 'pgbouncer'); empty: "
+        "fastapi-stack-pgbouncer:1.24. On a swarm of several nodes, a registry/name:tag "
+        "the nodes pull from (the deploy pushes it).",
+    )
     PYTHON_IMAGE: str = setting("", "Empty: the base of the app's image pinned in compose.yaml.")
     APP_IMAGE: str = setting(
         "",
@@ -64,7 +73,7 @@ class EdgeSettings(SettingsGroup):
         "with `docker compose up -d --scale app=N`). Each worker opens up to "
         "DB_POOL_SIZE + DB_MAX_OVERFLOW + DB_READ_POOL_SIZE connections; `make deploy` "
         "runs new containers beside the old ones and refuses when they would not fit "
-        "Postgres' max_connections (100).",
+        "Postgres' max_connections (100), or with the pooler PGBOUNCER_MAX_CLIENT_CONN.",
         ge=1,
     )
     COMPOSE_PROFILES: str = setting(
@@ -72,7 +81,9 @@ class EdgeSettings(SettingsGroup):
         "Optional services of compose.yaml, comma-separated: 'metrics' runs "
         "Prometheus (scraping every app replica, Traefik and Postgres through its "
         "exporter, with the alert rules of prometheus/alerts.yml) at "
-        "https://metrics.<DOMAIN> behind PROMETHEUS_USERS; 'mail-catcher' runs "
+        "https://metrics.<DOMAIN> behind PROMETHEUS_USERS; 'pgbouncer' runs PgBouncer "
+        "between the app and Postgres (with DB_POOLER_URL='pgbouncer:6432'), for more "
+        "replicas than Postgres has connections; 'mail-catcher' runs "
         "MailDev, which receives every mail and shows them at https://mail.<DOMAIN>, "
         "for development only: `make .env` turns it on for a new local .env; "
         "production refuses it.",
@@ -92,7 +103,23 @@ class EdgeSettings(SettingsGroup):
     POSTGRES_MAX_CONNECTIONS: int = setting(
         200,
         "Docker Swarm only: Postgres' max_connections; it must hold APP_REPLICAS + 1 "
-        "app containers during a rolling update (the deploy checks before it starts).",
+        "app containers during a rolling update (the deploy checks before it starts), "
+        "or with the pooler, PGBOUNCER_POOL_SIZE.",
+        ge=1,
+    )
+    PGBOUNCER_POOL_SIZE: int = setting(
+        20,
+        "With the profile 'pgbouncer': PgBouncer's connections to Postgres, at most "
+        "(default_pool_size and max_db_connections). All of the app's transactions "
+        "share them; the deploys check they fit Postgres' max_connections.",
+        ge=1,
+    )
+    PGBOUNCER_MAX_CLIENT_CONN: int = setting(
+        1000,
+        "With the profile 'pgbouncer': client connections PgBouncer accepts. Every app "
+        "container may open WEB_CONCURRENCY x (DB_POOL_SIZE + DB_MAX_OVERFLOW + "
+        "DB_READ_POOL_SIZE); the deploys check the replicas (and one more while "
+        "replacing them) fit.",
         ge=1,
     )
     GRACEFUL_TIMEOUT: int = setting(

@@ -117,8 +117,16 @@ def test_the_deploy_budgets_default_to_the_declared_values() -> None:
     assert connections_per_container(unset) == int(BY_NAME["WEB_CONCURRENCY"].value) * sum(
         int(BY_NAME[name].value) for name in pools
     )
-    for name in ("APP_REPLICAS", "POSTGRES_MAX_CONNECTIONS", *pools):
+    pooler = ("PGBOUNCER_POOL_SIZE", "PGBOUNCER_MAX_CLIENT_CONN")
+    for name in ("APP_REPLICAS", "POSTGRES_MAX_CONNECTIONS", *pools, *pooler):
         assert unset.number(name) == int(BY_NAME[name].value)
+
+
+def test_pgbouncers_own_defaults_are_the_declared_ones() -> None:
+    """pgbouncer/entrypoint.sh's fallbacks (for a plain `docker run`) match compose's."""
+    entrypoint = (REPO / "pgbouncer" / "entrypoint.sh").read_text()
+    for name in ("PGBOUNCER_POOL_SIZE", "PGBOUNCER_MAX_CLIENT_CONN"):
+        assert "${" + f"{name}:-{BY_NAME[name].value}" + "}" in entrypoint, name
 
 
 @pytest.mark.parametrize("path", ["compose.yaml", "compose.swarm.yaml"])

@@ -28,6 +28,10 @@ from scripts.stack import (
     main,
     parse_env_file,
     parse_max_connections,
+    pooled_rolling_update_refusal,
+    pooled_surge_capacity,
+    pooled_surge_refusal,
+    pooler_pool_refusal,
     public_url,
     rolling_update_refusal,
     routed_addresses,
@@ -113,6 +117,16 @@ PEBBLE = "https://pebble:14000/dir"
             "TRAEFIK_DASHBOARD=true needs TRAEFIK_DASHBOARD_USERS "
             "(htpasswd -nbB admin 'a-password')",
         ),
+        (
+            {"COMPOSE_PROFILES": "mail-catcher,pgbouncer"},
+            "COMPOSE_PROFILES has 'pgbouncer' but DB_POOLER_URL is empty: the app would bypass "
+            "PgBouncer. Set DB_POOLER_URL='pgbouncer:6432'",
+        ),
+        (
+            {"DB_POOLER_URL": "pgbouncer:6432"},
+            "DB_POOLER_URL is 'pgbouncer:6432' but COMPOSE_PROFILES has no 'pgbouncer': add it "
+            "(COMPOSE_PROFILES='pgbouncer'), or empty DB_POOLER_URL",
+        ),
     ],
 )
 def test_settings_that_would_start_a_broken_or_unsafe_stack_are_refused(
@@ -138,6 +152,9 @@ def test_settings_that_would_start_a_broken_or_unsafe_stack_are_refused(
         {"COMPOSE_PROFILES": "mail-catcher", "ENVIRONMENT": "local"},
         {"COMPOSE_PROFILES": "mail-catcher-not", "ENVIRONMENT": "production"},
         {"TRAEFIK_DASHBOARD": "true", "TRAEFIK_DASHBOARD_USERS": "admin:$2y$..."},
+        {"COMPOSE_PROFILES": "pgbouncer", "DB_POOLER_URL": "pgbouncer:6432"},
+        # A pooler of one's own (a managed one), outside the stack.
+        {"DB_POOLER_URL": "pooler.example.com:6432"},
         {
             "COMPOSE_PROFILES": "metrics",
             "PROMETHEUS_USERS": "admin:$2y$...",
@@ -203,6 +220,38 @@ def test_the_rolling_update_budget() -> None:
         "POSTGRES_MAX_CONNECTIONS is 200: raise it, or lower APP_REPLICAS, WEB_CONCURRENCY or "
         "the DB pools. Nothing was changed"
     )
+
+
+def test_with_the_pooler_the_budget_is_pgbouncers_clients_and_its_pool() -> None:
+    # 8 replicas x 2 workers with the default pools (40 each) against max_connections=50:
+    # without the pooler not even one more container fits, nor does a rolling update...
+    assert surge_capacity(8, 40, 50) < 1
+    assert rolling_update_refusal(8, 40, 50) is not None
+    # ...with it, Postgres holds PgBouncer's 20 and PgBouncer the 16 containers' 640.
+    assert pooled_surge_capacity(8, 40, 1000) == 8
+    assert pooled_rolling_update_refusal(8, 40, 1000, 20, 50) is None
+    assert pooled_surge_capacity(8, 40, 600) == 7  # 15 fit
+    assert pooled_surge_capacity(8, 40, 320) == 0
+
+
+def test_the_pooled_refusals_say_what_to_change() -> None:
+    assert pooler_pool_refusal(47, 50) is None
+    assert pooler_pool_refusal(48, 50) == (
+        "PgBouncer may open 48 database connections (PGBOUNCER_POOL_SIZE), Postgres allows 50 "
+        "(3 kept for migrations and psql): lower PGBOUNCER_POOL_SIZE or raise max_connections. "
+        "Nothing was changed"
+    )
+    assert pooled_surge_refusal(8, 40, 320) == (
+        "a new container beside the 8 running needs 360 connections to PgBouncer (each may open "
+        "40), PGBOUNCER_MAX_CLIENT_CONN is 320: raise it, or lower WEB_CONCURRENCY or the DB "
+        "pools. Nothing was changed"
+    )
+    assert pooled_rolling_update_refusal(8, 40, 359, 20, 200) == (
+        "8 replicas plus one during an update may open 360 connections to PgBouncer (40 each), "
+        "PGBOUNCER_MAX_CLIENT_CONN is 359: raise it, or lower APP_REPLICAS, WEB_CONCURRENCY or "
+        "the DB pools. Nothing was changed"
+    )
+    assert pooled_rolling_update_refusal(8, 40, 360, 200, 200) == pooler_pool_refusal(200, 200)
 
 
 @pytest.mark.parametrize(
@@ -498,6 +547,33 @@ def test_the_budget_counts_the_settings_pools() -> None:
     _, err = deploy(runner)
     assert err == ""
     assert len(runner.called("--scale app=")) == 1  # both at once
+
+
+POOLER = {"COMPOSE_PROFILES": "pgbouncer", "DB_POOLER_URL": "pgbouncer:6432"}
+
+
+def test_eight_replicas_the_database_cannot_hold_deploy_through_the_pooler() -> None:
+    refused = Engine(old=8)
+    refused.max_connections = "50\n"
+    _, err = deploy(refused.runner())
+    assert "needs 360 database connections" in err.splitlines()[-1]
+    engine = Engine(old=8)
+    engine.max_connections = "50\n"
+    runner = engine.runner(POOLER)
+    out, err = deploy(runner)
+    assert err == ""
+    assert "[stack] starting 8 new app container(s) beside the 8 running" in out.splitlines()
+    assert len(runner.called("--scale app=")) == 1  # all at once
+
+
+def test_a_pooler_pool_postgres_cannot_hold_is_refused_before_anything_changes() -> None:
+    engine = Engine(old=1)
+    engine.max_connections = "50\n"
+    runner = engine.runner(POOLER | {"PGBOUNCER_POOL_SIZE": "48"})
+    out, err = deploy(runner)
+    assert err.splitlines()[-1] == f"[stack] ERROR: {pooler_pool_refusal(48, 50)}"
+    assert "building" not in out
+    assert not runner.called(" up ")
 
 
 def test_an_unreadable_max_connections_is_taken_as_postgres_default() -> None:
@@ -811,3 +887,15 @@ def test_external_database_mode_refuses_what_compose_cannot_run(
     runner = FakeRunner([], {"ENV_FILE": str(env_file), "APP_REVISION": "x"})
     assert main(["backup"], runner=runner) == 1
     assert refusal in capsys.readouterr().err
+
+
+def test_the_stacks_pgbouncer_is_refused_with_a_managed_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_file = external_env_file(
+        tmp_path, COMPOSE_PROFILES="pgbouncer", DB_POOLER_URL="pgbouncer:6432"
+    )
+    runner = FakeRunner([], {"ENV_FILE": str(env_file), "APP_REVISION": "x"})
+    assert main(["up"], runner=runner) == 1
+    assert "with compose.external-db.yaml use your provider's pooler" in capsys.readouterr().err
+    assert not runner.called(" up ")

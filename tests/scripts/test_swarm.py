@@ -163,6 +163,21 @@ def test_a_swarm_deploy() -> None:
     )
 
 
+def test_eight_replicas_through_the_pooler_fit_fifty_connections() -> None:
+    pooler = {"COMPOSE_PROFILES": "pgbouncer", "DB_POOLER_URL": "pgbouncer:6432"}
+    budget = {"APP_REPLICAS": "8", "POSTGRES_MAX_CONNECTIONS": "50"}
+    _, err = swarm_deploy(swarm_runner(**budget))
+    assert "8 replicas plus one during an update may open 360 database connections" in err
+    runner = swarm_runner(**budget, **pooler)
+    pgbouncer = {"services": {"pgbouncer": {"image": "fastapi-stack-pgbouncer:1.24"}}}
+    runner.answers.insert(0, ("config --format json pgbouncer", json.dumps(pgbouncer)))
+    out, err = swarm_deploy(runner)
+    assert err == ""
+    assert "[swarm] building fastapi-stack-pgbouncer:1.24" in out
+    assert runner.called("build pgbouncer")
+    assert runner.called("docker stack deploy")
+
+
 def test_a_release_rolled_back_is_reported_and_the_tag_put_back() -> None:
     runner = swarm_runner(serving=PREVIOUS, state="rollback_completed: rolled back")
     _, err = swarm_deploy(runner)
@@ -204,6 +219,28 @@ def test_failed_migrations_stop_the_deploy() -> None:
             [],
             "4 replicas plus one during an update may open 200 database connections (40 each), "
             "POSTGRES_MAX_CONNECTIONS is 200",
+        ),
+        (
+            {
+                "APP_REPLICAS": "8",
+                "POSTGRES_MAX_CONNECTIONS": "50",
+                "COMPOSE_PROFILES": "pgbouncer",
+                "DB_POOLER_URL": "pgbouncer:6432",
+                "PGBOUNCER_MAX_CLIENT_CONN": "300",
+            },
+            [],
+            "8 replicas plus one during an update may open 360 connections to PgBouncer "
+            "(40 each), PGBOUNCER_MAX_CLIENT_CONN is 300",
+        ),
+        (
+            {
+                "POSTGRES_MAX_CONNECTIONS": "50",
+                "COMPOSE_PROFILES": "pgbouncer",
+                "DB_POOLER_URL": "pgbouncer:6432",
+                "PGBOUNCER_POOL_SIZE": "48",
+            },
+            [],
+            "PgBouncer may open 48 database connections (PGBOUNCER_POOL_SIZE), Postgres allows 50",
         ),
         (
             {},

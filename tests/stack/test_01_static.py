@@ -47,7 +47,10 @@ def compose_config(*files: str, **extra_env: str) -> dict[str, Any]:
 
 def test_dockerfile_passes_hadolint() -> None:
     hadolint = require_tool("hadolint")
-    result = run([hadolint, "--failure-threshold", "info", "Dockerfile"], check=False)
+    result = run(
+        [hadolint, "--failure-threshold", "info", "Dockerfile", "pgbouncer/Dockerfile"],
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -89,7 +92,7 @@ def test_scripts_pass_shellcheck() -> None:
     shellcheck = require_tool("shellcheck")
     scripts = sorted(
         str(path.relative_to(REPO))
-        for folder in ("scripts", "tests/stack/offline", "tests/stack/standins")
+        for folder in ("scripts", "tests/stack/offline", "tests/stack/standins", "pgbouncer")
         for path in (REPO / folder).rglob("*.sh")
     )
     assert "scripts/stack.sh" in scripts
@@ -137,6 +140,27 @@ def test_every_image_is_pinned_and_overridable() -> None:
     text = (REPO / "compose.yaml").read_text()
     for variable in ("TRAEFIK_IMAGE", "POSTGRES_IMAGE", "APP_IMAGE", "PYTHON_IMAGE"):
         assert "${" + variable + ":-" in text
+
+
+def test_pgbouncer_is_an_option_on_the_backend_network_pinned_like_the_rest() -> None:
+    services = compose_config("compose.yaml", COMPOSE_PROFILES="pgbouncer")["services"]
+    pgbouncer = services["pgbouncer"]
+    assert set(pgbouncer["networks"]) == {"backend"}
+    assert not pgbouncer.get("ports")
+    assert pgbouncer["image"] == "fastapi-stack-pgbouncer:1.24"
+    assert pgbouncer["environment"]["POSTGRES_PASSWORD"] == "`b{5:P3kUv5LdJF."
+    assert pgbouncer["read_only"] is True
+    assert services["app"]["depends_on"]["pgbouncer"] == {
+        "condition": "service_healthy",
+        "required": False,
+    }
+    # Migrations go to Postgres itself, never through the pooler.
+    assert "pgbouncer" not in services["migrate"]["depends_on"]
+    base = pinned_images(REPO / "compose.yaml")["DEBIAN_IMAGE"]
+    assert pgbouncer["build"]["args"]["DEBIAN_IMAGE"] == base
+    dockerfile = (REPO / "pgbouncer" / "Dockerfile").read_text()
+    assert f"ARG DEBIAN_IMAGE={base}\n" in dockerfile
+    assert "ARG PGBOUNCER_VERSION=1.24.*\n" in dockerfile
 
 
 def test_database_gets_the_users_env_names() -> None:
@@ -193,6 +217,31 @@ def test_the_swarm_stack_file_is_valid_and_keeps_the_rules(tmp_path: Path) -> No
     assert db["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/POSTGRES_PASSWORD"
     assert services["migrate"]["deploy"]["mode"] == "replicated-job"
     assert {s["deploy"].get("endpoint_mode") for s in (traefik, app, db)} == {"dnsrr"}
+
+
+def test_the_swarm_stack_file_with_pgbouncer_gives_it_the_password_as_a_secret(
+    tmp_path: Path,
+) -> None:
+    config = compose_config(
+        "compose.yaml", "compose.swarm.yaml", ENV_FILE=".env.example", COMPOSE_PROFILES="pgbouncer"
+    )
+    stack_file = tmp_path / "stack.json"
+    files = tmp_path / "files"
+    files.mkdir()
+    stack_file.write_text(json.dumps(StackFile("fastapi-stack", files).render(config)))
+    checked = subprocess.run(
+        ["docker", "stack", "config", "--compose-file", str(stack_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    pgbouncer = json.loads(stack_file.read_text())["services"]["pgbouncer"]
+    assert "POSTGRES_PASSWORD" not in pgbouncer["environment"]
+    assert pgbouncer["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/POSTGRES_PASSWORD"
+    assert pgbouncer["deploy"]["replicas"] == 1
+    assert pgbouncer["deploy"]["endpoint_mode"] == "dnsrr"
+    assert {"type": "tmpfs", "target": "/run/pgbouncer"} in pgbouncer["volumes"]
 
 
 def test_the_test_openid_provider_is_pinned_to_its_lockfile_and_only_in_the_tests() -> None:

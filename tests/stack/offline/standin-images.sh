@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure each given image exists locally, tagged with exactly that name:
 #   tests/stack/offline/standin-images.sh python:3.13-slim-trixie postgres:18-trixie \
-#       traefik:v3.7.15 ghcr.io/letsencrypt/pebble:latest fastapi-stack-test/oidc-provider:8.8.1
+#       debian:trixie-slim traefik:v3.7.15 ghcr.io/letsencrypt/pebble:latest fastapi-stack-test/oidc-provider:8.8.1
 # For each image: present -> skip; else `docker pull` (short timeout); if the
 # pull fails (this machine reaches no container registry) build a local
 # stand-in from Debian and PyPI packages (npm for maildev and the test OpenID
@@ -240,6 +240,18 @@ build_python() {
     docker tag "standin/debian:${suite}" "$image"
 }
 
+# debian:<suite>-slim (the base of the stack's PgBouncer image, pgbouncer/): the
+# minbase rootfs is the slim image's equivalent.
+build_debian() {
+    local image="$1" tag="${1##*:}" suite
+    case "$tag" in
+        trixie* | bookworm*) suite="${tag%%-*}" ;;
+        *) die "the debian stand-in needs a suite in its tag (trixie-slim, bookworm-slim), not ${image}" ;;
+    esac
+    ensure_base_image "$suite"
+    docker tag "standin/debian:${suite}" "$image"
+}
+
 build_postgres() {
     local image="$1" tag="${1##*:}" suite wheel
     case "$tag" in
@@ -341,10 +353,10 @@ kind_of() {
     local repo="${1%:*}"
     repo="${repo##*/}"
     case "$repo" in
-        python | postgres | traefik | pebble | maildev | prometheus) echo "$repo" ;;
+        python | postgres | traefik | pebble | maildev | prometheus | debian) echo "$repo" ;;
         oidc-provider) echo oidc_provider ;;
         postgres-exporter) echo postgres_exporter ;;
-        *) die "no stand-in for ${1} (known: python, postgres, traefik, pebble, maildev, oidc-provider, prometheus, postgres-exporter)" ;;
+        *) die "no stand-in for ${1} (known: python, postgres, traefik, pebble, maildev, debian, oidc-provider, prometheus, postgres-exporter)" ;;
     esac
 }
 
