@@ -57,13 +57,13 @@ test: install test-tools ## Run the app's test suite against a real (embedded) P
 	$(BIN)/pytest tests --ignore=tests/stack
 
 # PgBouncer, Debian's package, for tests/database/test_pgbouncer.py (the suite
-# starts its own). Installing needs root; without it those tests are skipped, saying so.
+# starts its own). Installing needs root; without it those tests fail, saying so.
 .PHONY: test-tools
 test-tools:
 	@test -x /usr/sbin/pgbouncer || command -v pgbouncer >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null; \
-		else echo "pgbouncer is missing (sudo apt-get install pgbouncer): its tests are skipped"; fi; }
+		else echo "pgbouncer is missing (sudo apt-get install pgbouncer): its tests will fail"; fi; }
 
 .PHONY: lint
 lint: install ## ruff (lint + format check) and mypy --strict

@@ -20,9 +20,13 @@ from devtools.embedded_postgres import EmbeddedPostgres
 from tests.conftest import CLIENT_ADDRESS, PASSWORD, app_with, bearer, client_at, register
 from tests.pgbouncer import PgBouncer, pgbouncer_binary
 
-pytestmark = pytest.mark.skipif(
-    pgbouncer_binary() is None, reason="pgbouncer not installed (make test-tools)"
-)
+
+@pytest.fixture(scope="module", autouse=True)
+def pgbouncer_installed() -> None:
+    """Missing, it fails loudly (never skips): `make test` installs it first."""
+    if pgbouncer_binary() is None:
+        pytest.fail("pgbouncer is not installed: `make test-tools` installs Debian's package")
+
 
 SERVER_CONNECTIONS = 3
 # Per worker pool sizes far above what PgBouncer holds to Postgres.
