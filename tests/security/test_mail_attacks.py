@@ -28,6 +28,7 @@ from app.auth import one_time_tokens
 from app.config import Settings
 from app.models import utcnow
 from tests.conftest import PASSWORD, app_with, bearer, client_at, login, register
+from tests.security.answers import answer
 from tests.security.surface import snapshot
 from tests.security.test_enumeration import counting
 
@@ -57,10 +58,6 @@ ADDRESSES = {
     "deactivated": "eve@example.com",
     "the superuser": "root@example.com",
 }
-
-
-def answer(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
-    return response.status_code, dict(response.headers), response.content
 
 
 @pytest.mark.parametrize("path", MAIL_REQUESTS)
