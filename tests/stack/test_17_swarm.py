@@ -4,7 +4,8 @@ scripts/swarm.sh renders compose.yaml + compose.swarm.yaml (+ the test overlays:
 pebble as the ACME CA, no port published on the host) into a stack file and
 deploys it. Checked: HTTPS with the ACME certificate through Traefik's swarm
 provider, the API flow, three replicas all answering, secrets as Docker secrets
-(the user's example database password among them), and, under a continuous load
+(the user's example database password among them), Prometheus (the `metrics`
+profile) scraping each of the three tasks, Traefik and Postgres, and, under a continuous load
 of reads and writes, a rolling update that fails no request and loses no write,
 a release whose healthcheck fails rolled back with none failed, and a replica
 killed with SIGKILL replaced (its failed requests counted).
@@ -16,6 +17,7 @@ reach them at their tasks' addresses on docker_gwbridge (198.18.0.0/15).
 
 import json
 import os
+import secrets
 import socket
 import ssl
 import subprocess
@@ -26,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import bcrypt
 import pytest
 
 from tests.stack.conftest import (
@@ -202,6 +205,9 @@ def swarm(stack: Stack) -> Iterator[SwarmStack]:
         "APP_IMAGE": "fastapi-stack-app:swarm-e2e",
         "ENV_FILE": str(workdir / "swarm.env"),
         "APP_REPLICAS": str(REPLICAS),
+        "COMPOSE_PROFILES": "metrics",
+        "PROMETHEUS_USERS": "ops:"
+        + bcrypt.hashpw(secrets.token_bytes(12), bcrypt.gensalt(rounds=6)).decode(),
     }
     swarm = SwarmStack(workdir=workdir, settings=settings, domain=SWARM_DOMAIN)
     (workdir / "swarm.env").write_text(env_file_text(settings))
@@ -295,6 +301,46 @@ def test_three_replicas_all_answer(swarm: SwarmStack) -> None:
     )
     entries = [json.loads(line) for line in logs.stdout.splitlines() if probe in line]
     assert {entry["ServiceAddr"] for entry in entries} == addresses
+
+
+def test_prometheus_scrapes_every_task(swarm: SwarmStack) -> None:
+    """The metrics profile in the swarm: Prometheus finds the app's tasks one by one
+    (`app` is dnsrr: one DNS answer per task), Traefik and the Postgres exporter,
+    whose database password came as a Docker secret. Asked inside its container."""
+    (prometheus,) = swarm.containers("prometheus")
+
+    def targets() -> dict[str, list[str]] | None:
+        answer = run(
+            [
+                "docker",
+                "exec",
+                prometheus,
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                "http://127.0.0.1:9090/api/v1/targets?state=active",
+            ],
+            check=False,
+        )
+        if answer.returncode != 0:
+            return None
+        up: dict[str, list[str]] = {}
+        for target in json.loads(answer.stdout)["data"]["activeTargets"]:
+            if target["health"] == "up":
+                up.setdefault(target["labels"]["job"], []).append(target["labels"]["instance"])
+        done = len(up.get("app", [])) == REPLICAS and {"traefik", "postgres"} <= set(up)
+        return up if done else None
+
+    up: dict[str, list[str]] = swarm.wait_until(
+        "Prometheus scraping every task", targets, timeout=120, interval=3
+    )
+    tasks = {
+        settings["IPAddress"]
+        for container in swarm.containers("app")
+        for settings in swarm.inspect(container)["NetworkSettings"]["Networks"].values()
+    }
+    assert {instance.rsplit(":", 1)[0] for instance in up["app"]} <= tasks
 
 
 def test_placement_and_docker_secrets(swarm: SwarmStack) -> None:
