@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.services.cursors import MALFORMED as MALFORMED_CURSOR
 from tests.conftest import bearer, create_item
 from tests.security.surface import (
     Operation,
@@ -68,7 +69,6 @@ OPAQUE_TOKENS = {
     ("GET /api/items/", "cursor"): "the `next` of an earlier page",
     ("GET /api/users/", "cursor"): "the `next` of an earlier page",
 }
-INVALID_CURSOR = "Invalid cursor: pass the `next` of a previous page unchanged"
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def acceptable(response: httpx.Response, location: list[str], *, opaque: bool = 
     if response.status_code == 422:
         return all(problem["loc"] == location for problem in response.json()["detail"])
     if opaque and response.status_code == 400:
-        return bool(response.json() == {"detail": INVALID_CURSOR})
+        return bool(response.json() == {"detail": MALFORMED_CURSOR})
     return response.is_success
 
 
