@@ -218,6 +218,20 @@ def fetch_pebble_root(stack: Stack) -> Path:
     return root
 
 
+def production_secrets() -> dict[str, str]:
+    """A production deploy's own values: fresh keys and passwords, and the
+    example's database password (that the swarm ships it as a Docker secret is
+    checked by test_17_swarm)."""
+    return {
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "TOTP_ENCRYPTION_KEYS": fernet_key(),
+        "FIRST_SUPERUSER_EMAIL": "admin@example.com",
+        "FIRST_SUPERUSER_PASSWORD": secrets.token_urlsafe(18),
+        "POSTGRES_PW": EXAMPLE_DB_PASSWORD,
+    }
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if run(["docker", "info"], check=False).returncode != 0:
@@ -227,12 +241,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir.chmod(0o755)
     settings = {
         # What a production deploy writes, with a test domain and a test ACME CA.
-        "ENVIRONMENT": "production",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "TOTP_ENCRYPTION_KEYS": fernet_key(),
-        "FIRST_SUPERUSER_EMAIL": "admin@example.com",
-        "FIRST_SUPERUSER_PASSWORD": secrets.token_urlsafe(18),
-        "POSTGRES_PW": EXAMPLE_DB_PASSWORD,
+        **production_secrets(),
         "DOMAIN": DOMAIN,
         "CERT_RESOLVER": "letsencrypt",
         "ACME_EMAIL": "ops@example.com",

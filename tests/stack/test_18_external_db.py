@@ -13,7 +13,6 @@ Its own compose project and ports, so it runs beside the session's stack.
 """
 
 import os
-import secrets
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from scripts.init_env import fernet_key
 from tests.database.tls_postgres import issue_server_certificate, make_ca
 from tests.stack.conftest import (
     ARTIFACTS,
@@ -33,6 +31,7 @@ from tests.stack.conftest import (
     Stack,
     env_file_text,
     fetch_pebble_root,
+    production_secrets,
     run,
     timed,
 )
@@ -113,12 +112,7 @@ def external(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("external-db")
     workdir.chmod(0o755)
     settings = {
-        "ENVIRONMENT": "production",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "TOTP_ENCRYPTION_KEYS": fernet_key(),
-        "FIRST_SUPERUSER_EMAIL": "admin@example.com",
-        "FIRST_SUPERUSER_PASSWORD": secrets.token_urlsafe(18),
-        "POSTGRES_PW": EXAMPLE_DB_PASSWORD,
+        **production_secrets(),
         "POSTGRES_URL": f"{MANAGED_NAME}:5432",
         "POSTGRES_SSLMODE": "verify-full",
         "POSTGRES_SSLROOTCERT": str(workdir / "managed-tls" / "ca.pem"),
