@@ -52,18 +52,15 @@ def test_every_rule_passes_its_unit_tests(promtool: str) -> None:
 def test_the_unit_tests_catch_a_wrong_threshold(promtool: str, tmp_path: Path) -> None:
     """The same unit tests against rules whose error-rate threshold is ten times too
     high: promtool must fail them (the tests hold the thresholds, not only the syntax)."""
+    # alerts_test.yml names ../../prometheus/alerts.yml: the same layout below tmp_path.
     (tmp_path / "prometheus").mkdir()
-    (tmp_path / "tests").mkdir()
     wrong = RULES.read_text().replace("> 0.05", "> 0.5")
     assert wrong != RULES.read_text()
     (tmp_path / "prometheus" / "alerts.yml").write_text(wrong)
-    shutil.copy(UNIT_TESTS, tmp_path / "tests" / UNIT_TESTS.name)
-    # alerts_test.yml names ../../prometheus/alerts.yml: mirror the layout.
-    (tmp_path / "tests" / "observability").mkdir()
-    shutil.move(tmp_path / "tests" / UNIT_TESTS.name, tmp_path / "tests" / "observability")
-    result = run_promtool(
-        promtool, "test", "rules", UNIT_TESTS.name, cwd=tmp_path / "tests" / "observability"
-    )
+    tests = tmp_path / "tests" / "observability"
+    tests.mkdir(parents=True)
+    shutil.copy(UNIT_TESTS, tests)
+    result = run_promtool(promtool, "test", "rules", UNIT_TESTS.name, cwd=tests)
     assert result.returncode != 0
     assert "alertname: HighServerErrorRate" in result.stdout + result.stderr
 
