@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 
 from bench.harness import S1M_MIN_RATIO, S2M_MIN_RATIO, Bench, round_order, targets
-from bench.report import APP, BASELINE, METRICS_OFF, STORM, Report, Run, format_table, write_json
+from bench.report import (
+    APP,
+    BASELINE,
+    METRICS_OFF,
+    STORM,
+    Report,
+    Run,
+    format_table,
+    paired_ratio,
+    write_json,
+)
 from bench.wrk import WrkResult
 
 
@@ -87,3 +97,21 @@ def test_metrics_targets_compare_the_app_with_itself_without_metrics(tmp_path: P
         {"scenario": summary["scenario"], "system": summary["system"]}
         for summary in written["summaries"]
     ]
+
+
+def test_ratios_between_systems_pair_the_runs_of_each_round() -> None:
+    # Round 1 ran while the machine was slow: both systems of the pair alike.
+    rounds = [(1_000.0, 1_040.0), (500.0, 510.0), (990.0, 1_000.0)]
+    runs = [
+        Run("S1", system, round_, result(rps))
+        for round_, pair in enumerate(rounds)
+        for system, rps in zip((APP, METRICS_OFF), pair, strict=True)
+    ]
+    runs.append(Run("S1", APP, 3, result(2_000.0)))  # no partner: left out
+    report = Report(title="test", machine={}, protocol={}, runs=runs)
+
+    paired = paired_ratio(report, "S1", APP, METRICS_OFF)
+
+    assert paired == pytest.approx(sorted(app / off for app, off in rounds)[1])
+    # The ratio of the medians would compare round 2's app with round 0's other.
+    assert paired != pytest.approx(1_000.0 / 1_000.0)
