@@ -553,6 +553,8 @@ item_rank_anchors = Table(
 )
 # … and every change of items since (triggers on items, migration 0012): +1 for a
 # key that came, -1 for one that went. No key, no index: appended, read whole.
+# The sort columns are NOT NULL in items, so (key, id) orders every row; so are
+# they here: should one become nullable, writes would fail, not miscount.
 item_rank_changes = Table(
     "item_rank_changes",
     SQLModel.metadata,

@@ -301,6 +301,22 @@ async def test_the_sweep_builds_when_due_and_empties_the_log_otherwise(
     await assert_anchors_agree(app, rng)
 
 
+async def test_a_failed_build_leaves_the_sweep_done(
+    app: FastAPI,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def failing(**_: Any) -> None:
+        raise RuntimeError("no build today")
+
+    monkeypatch.setattr(item_ranks, "maintain", failing)
+    async with app.state.session_factory() as db:
+        counts = await sweep(db=db, settings=settings, now=datetime.now(UTC))
+    assert counts is not None
+    assert "building the item rank anchors failed" in caplog.text
+
+
 async def test_the_http_list_pages_alike_with_and_without_anchors(
     app: FastAPI,
     settings: Settings,
