@@ -244,6 +244,58 @@ async def test_a_change_committed_during_a_build_is_counted(
     await assert_anchors_agree(app, rng)
 
 
+async def test_readers_agree_with_offset_while_items_change_and_builds_commit(
+    app: FastAPI, rng: random.Random
+) -> None:
+    """Each check reads the anchors' answer and a plain OFFSET in one snapshot
+    while another task changes items and builds again and again: at no moment
+    do anchors and log disagree with the table."""
+    owner_id = await owner(app)
+    await seed(app, rng, owner_id, 600)
+    await rebuild(app)
+    writing = asyncio.Event()
+    builds = 0
+
+    async def write() -> None:
+        nonlocal builds
+        writer_rng = random.Random(5)  # noqa: S311 (a repeatable test, not a secret)
+        while not writing.is_set():
+            await change_randomly(app, writer_rng, owner_id, 5)
+            async with app.state.session_factory() as db:
+                builds += await item_ranks.rebuild(db=db, spacing=SPACING) is not None
+
+    writer = asyncio.create_task(write())
+    try:
+        for _ in range(40):
+            async with app.state.reader.connection() as connection, connection.transaction():
+                await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                total = await (await connection.execute("SELECT count(*) FROM items")).fetchone()
+                assert total is not None
+                for order in SORTS:
+                    direction = "DESC" if order.descending else "ASC"
+                    plain_sql = (
+                        f"SELECT {order.field}, id FROM items"  # noqa: S608
+                        f" ORDER BY {order.field} {direction}, id {direction}"
+                        " OFFSET %(offset)s LIMIT 1"
+                    )
+                    for offset in (0, rng.randrange(total["count"] + 2), total["count"] - 1):
+                        values = {"offset": offset, "max_changes": 100_000}
+                        found = await (
+                            await connection.execute(item_ranks.key_at_offset_sql(order), values)
+                        ).fetchone()
+                        expected = await (await connection.execute(plain_sql, values)).fetchone()
+                        assert found is not None
+                        key = (found[order.field], found["id"]) if found["id"] is not None else None
+                        assert key == (
+                            (expected[order.field], expected["id"]) if expected else None
+                        ), (order.spec, offset)
+            await asyncio.sleep(0)
+    finally:
+        writing.set()
+        await writer
+    assert builds > 1
+
+
 async def test_without_anchors_or_past_the_bound_the_lookup_gives_no_row(
     app: FastAPI, rng: random.Random
 ) -> None:
