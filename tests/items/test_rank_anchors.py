@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from app.config import Settings
+from app.database.reads import ReadConnection
 from app.services import item_ranks
 from app.services.maintenance import sweep
 from app.services.paging import SortOrder
@@ -25,6 +26,8 @@ SORTS = [
     SortOrder(spec) for spec in ("name", "-name", "price", "-price", "created_at", "-created_at")
 ]
 SPACING = 7
+# A row's sort key and id.
+Key = tuple[Any, int]
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 # Few distinct values: many ties, broken by the id.
 NAMES = [f"item {letter}" for letter in "abcdefghij"] + ["Item B", "item  a", "émile"]
@@ -110,31 +113,29 @@ async def rebuild(app: FastAPI, spacing: int = SPACING) -> item_ranks.Rebuilt:
     return built
 
 
-async def plain(app: FastAPI, order: SortOrder, offset: int) -> tuple[Any, int] | None:
+def plain_sql(order: SortOrder) -> str:
+    """The row at `offset` the slow way: OFFSET in the sort's direction."""
     direction = "DESC" if order.descending else "ASC"
-    field = order.field
-    row = (
-        await execute(
-            app,
-            f"SELECT {field}, id FROM items"  # noqa: S608
-            f" ORDER BY {field} {direction}, id {direction} OFFSET :offset LIMIT 1",
-            {"offset": offset},
-        )
-    ).one_or_none()
-    return None if row is None else (row[0], row[1])
+    return (
+        f"SELECT {order.field}, id FROM items"  # noqa: S608
+        f" ORDER BY {order.field} {direction}, id {direction} OFFSET %(offset)s LIMIT 1"
+    )
+
+
+async def plain(connection: ReadConnection, order: SortOrder, offset: int) -> Key | None:
+    found = await (await connection.execute(plain_sql(order), {"offset": offset})).fetchone()
+    return None if found is None else (found[order.field], found["id"])
 
 
 async def anchored(
-    app: FastAPI, order: SortOrder, offset: int, max_changes: int = 100_000
-) -> tuple[Any, int] | None:
+    connection: ReadConnection, order: SortOrder, offset: int, max_changes: int = 100_000
+) -> Key | None:
     """The row the anchors find at `offset`; None past either end."""
-    async with app.state.reader.connection() as connection:
-        rows = await (
-            await connection.execute(
-                item_ranks.key_at_offset_sql(order),
-                {"offset": offset, "max_changes": max_changes},
-            )
-        ).fetchall()
+    rows = await (
+        await connection.execute(
+            item_ranks.key_at_offset_sql(order), {"offset": offset, "max_changes": max_changes}
+        )
+    ).fetchall()
     assert len(rows) == 1, "the anchors are there, the log is under its bound"
     found = rows[0]
     if not 0 <= found["position"] < found["total"]:
@@ -144,8 +145,10 @@ async def anchored(
     return found[order.field], found["id"]
 
 
-async def count_items(app: FastAPI) -> int:
-    count: int = (await execute(app, "SELECT count(*) FROM items")).scalar_one()
+async def count_items(connection: ReadConnection) -> int:
+    counted = await (await connection.execute("SELECT count(*) FROM items")).fetchone()
+    assert counted is not None
+    count: int = counted["count"]
     return count
 
 
@@ -162,11 +165,15 @@ def offsets_to_check(rng: random.Random, total: int) -> list[int]:
 
 
 async def assert_anchors_agree(app: FastAPI, rng: random.Random) -> None:
-    total = await count_items(app)
-    for order in SORTS:
-        for offset in offsets_to_check(rng, total):
-            expected = await plain(app, order, offset)
-            assert await anchored(app, order, offset) == expected, (order.spec, offset, total)
+    """In every sort, at the ends, around anchors and at random offsets (the
+    table does not change meanwhile)."""
+    async with app.state.reader.connection() as connection:
+        total = await count_items(connection)
+        for order in SORTS:
+            for offset in offsets_to_check(rng, total):
+                expected = await plain(connection, order, offset)
+                found = await anchored(connection, order, offset)
+                assert found == expected, (order.spec, offset, total)
 
 
 @pytest.fixture
@@ -269,26 +276,12 @@ async def test_readers_agree_with_offset_while_items_change_and_builds_commit(
         for _ in range(40):
             async with app.state.reader.connection() as connection, connection.transaction():
                 await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                total = await (await connection.execute("SELECT count(*) FROM items")).fetchone()
-                assert total is not None
+                total = await count_items(connection)
                 for order in SORTS:
-                    direction = "DESC" if order.descending else "ASC"
-                    plain_sql = (
-                        f"SELECT {order.field}, id FROM items"  # noqa: S608
-                        f" ORDER BY {order.field} {direction}, id {direction}"
-                        " OFFSET %(offset)s LIMIT 1"
-                    )
-                    for offset in (0, rng.randrange(total["count"] + 2), total["count"] - 1):
-                        values = {"offset": offset, "max_changes": 100_000}
-                        found = await (
-                            await connection.execute(item_ranks.key_at_offset_sql(order), values)
-                        ).fetchone()
-                        expected = await (await connection.execute(plain_sql, values)).fetchone()
-                        assert found is not None
-                        key = (found[order.field], found["id"]) if found["id"] is not None else None
-                        assert key == (
-                            (expected[order.field], expected["id"]) if expected else None
-                        ), (order.spec, offset)
+                    for offset in (0, rng.randrange(total + 2), total - 1):
+                        expected = await plain(connection, order, offset)
+                        found = await anchored(connection, order, offset)
+                        assert found == expected, (order.spec, offset, total)
             await asyncio.sleep(0)
     finally:
         writing.set()
