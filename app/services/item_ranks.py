@@ -58,8 +58,9 @@ def key_at_offset_sql(order: SortOrder) -> str:
     """One statement, hence one snapshot: the row at `offset` (0-based, in the
     sort's direction) of all items, by the anchors. Its one row (none when there
     are no anchors or the log holds more than `max_changes`) gives the `total`
-    now, the ascending `position` asked for, and the row's key and `id` (null
-    when the position is past either end)."""
+    now, the ascending `position` asked for, how many rows were walked past the
+    anchor (`skip`; null when the walk started at the first row), and the row's
+    key and `id` (null when the position is past either end)."""
     field = _checked(order.field)
     position = (
         "build.rows + log.net - 1 - %(offset)s::bigint"
@@ -127,7 +128,7 @@ WITH build AS (
      ORDER BY items.{field}, items.id
      OFFSET (SELECT position FROM wanted) LIMIT 1)
 )
-SELECT target.total, target.position, found.{field}, found.id
+SELECT target.total, target.position, (SELECT skip FROM chosen) AS skip, found.{field}, found.id
 FROM target LEFT JOIN found ON true
 """  # noqa: S608 (a sort column's name, checked)
 

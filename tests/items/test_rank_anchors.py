@@ -142,6 +142,12 @@ async def anchored(
         assert found["id"] is None
         return None
     assert found["id"] is not None, found
+    # The walk is short: from an anchor, less than the spacing plus the changes
+    # logged; from the first row (no anchor counted low enough), as short.
+    logged = await (await connection.execute("SELECT count(*) FROM item_rank_changes")).fetchone()
+    assert logged is not None
+    walk = found["position"] if found["skip"] is None else found["skip"]
+    assert walk < SPACING + logged["count"], (order.spec, offset, found)
     return found[order.field], found["id"]
 
 
