@@ -16,6 +16,12 @@ P is ascending M = total - 1 - P, total being the rows at the build plus every
 delta. With D changes logged an anchor's count is within D of its position, so
 only the anchors between M - D - K and M + D can be that one.
 
+K is LIST_RANK_SPACING, 10,000 by default: a walk of 10,000 index entries costs
+~1.5 ms at 10,000,000 items, and a sort then has 1,000 anchors (~130 kB). A
+smaller K saves little more (the lookup's other work is a few ms) and a larger
+one lengthens every walk; a build costs the same whatever K (it reads each sort's
+index whole).
+
 A build computes the anchors and deletes the logged changes in one REPEATABLE READ
 transaction: the changes it deletes are those its snapshot saw (so the anchors
 include them), and those committed since stay logged. Readers see the old
