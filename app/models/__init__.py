@@ -28,6 +28,9 @@ from app.models.models import (
     User,
     UserRole,
     WebauthnUserHandle,
+    item_rank_anchors,
+    item_rank_builds,
+    item_rank_changes,
     utcnow,
 )
 
@@ -59,5 +62,8 @@ __all__ = [
     "User",
     "UserRole",
     "WebauthnUserHandle",
+    "item_rank_anchors",
+    "item_rank_builds",
+    "item_rank_changes",
     "utcnow",
 ]

@@ -9,13 +9,17 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     Numeric,
+    SmallInteger,
     String,
+    Table,
     func,
     text,
 )
@@ -511,6 +515,53 @@ class PasskeyCeremony(SQLModel, table=True):
 # The columns a list of items may be sorted by, and those `q` searches.
 ITEM_SORT_FIELDS = ("name", "price", "created_at")
 ITEM_SEARCHED_FIELDS = ("name", "description")
+
+
+def _item_sort_keys(*, nullable: bool) -> list[Column[Any]]:
+    """Item's sort columns, typed as in `items`: they compare (and collate) alike."""
+    return [
+        Column("name", String(200), nullable=nullable),
+        Column("price", MONEY, nullable=nullable),
+        Column("created_at", DateTime(timezone=True), nullable=nullable),
+    ]
+
+
+# The list of all items at a deep offset (app/services/item_ranks.py): every
+# `spacing`-th item of each sort, as of one snapshot of `rows` items (one build at
+# a time: the singleton row) …
+item_rank_builds = Table(
+    "item_rank_builds",
+    SQLModel.metadata,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column("rows", BigInteger, nullable=False),
+    Column("spacing", Integer, nullable=False),
+    Column("built_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("singleton", name="ck_item_rank_builds_singleton"),
+)
+# … each anchor holding its own sort's key only …
+item_rank_anchors = Table(
+    "item_rank_anchors",
+    SQLModel.metadata,
+    Column("field", String(20), primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    Column("id", Integer, nullable=False),
+    *_item_sort_keys(nullable=True),
+    CheckConstraint(
+        " AND ".join(f"((field = '{name}') = ({name} IS NOT NULL))" for name in ITEM_SORT_FIELDS),
+        name="ck_item_rank_anchors_key",
+    ),
+)
+# … and every change of items since (triggers on items, migration 0012): +1 for a
+# key that came, -1 for one that went. No key, no index: appended, read whole.
+# The sort columns are NOT NULL in items, so (key, id) orders every row; so are
+# they here: should one become nullable, writes would fail, not miscount.
+item_rank_changes = Table(
+    "item_rank_changes",
+    SQLModel.metadata,
+    Column("id", Integer, nullable=False),
+    *_item_sort_keys(nullable=False),
+    Column("delta", SmallInteger, nullable=False),
+)
 
 
 class Item(SQLModel, table=True):

@@ -18,6 +18,7 @@ from app.models import Item, utcnow
 from app.policy import ItemScope, Viewer, item_scope
 from app.schema.common import Page
 from app.schema.items import ItemCreate, ItemListParams, ItemOut, ItemPatch
+from app.services.item_ranks import key_at_offset_sql
 from app.services.paging import ListSQL, ScanFirst, SortOrder, list_sql, paginate
 
 ITEM_NOT_FOUND = "Item not found"
@@ -79,8 +80,15 @@ def _list_sql(*, scope: ItemScope, filters: frozenset[str], order: SortOrder) ->
     conditions = partial(_conditions, filters=filters)
     statement = scoped.where(*conditions(Item.__table__.c))  # type: ignore[attr-defined]
     scan_first = ScanFirst(unfiltered=scoped, conditions=conditions) if "q" in filters else None
+    # Only the list of all items is large enough to have rank anchors.
+    anchored = scope is ItemScope.ALL and not filters
     return list_sql(
-        statement, model=Item, order=order, filtered=bool(filters), scan_first=scan_first
+        statement,
+        model=Item,
+        order=order,
+        filtered=bool(filters),
+        scan_first=scan_first,
+        anchored_key_at_offset=key_at_offset_sql(order) if anchored else None,
     )
 
 

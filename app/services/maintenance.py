@@ -32,6 +32,7 @@ from app.models import (
     utcnow,
 )
 from app.observability import metrics
+from app.services import item_ranks
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
 
     Nothing live is touched: a live session, its unexpired tokens, a failure
     still inside a window.
+
+    Then, in a transaction of its own, the items' rank anchors are built again
+    when due (app/services/item_ranks.py); a failure there is logged, and the
+    sweep's deletions stand.
     """
     locked = (
         await db.exec(select(func.pg_try_advisory_xact_lock(func.hashtextextended(SWEEP_LOCK, 0))))
@@ -121,6 +126,11 @@ async def sweep(*, db: AsyncSession, settings: Settings, now: datetime) -> Sweep
         delete(PasskeyCeremony).where(col(PasskeyCeremony.expires_at) <= now)
     )
     await db.commit()
+    try:
+        await item_ranks.maintain(db=db, settings=settings)
+    except Exception:
+        await db.rollback()
+        logger.exception("building the item rank anchors failed; next at the next sweep")
     counts = SweepCounts(
         sessions=sessions.rowcount,
         refresh_tokens=tokens.rowcount,

@@ -5,7 +5,9 @@ in the same direction), and a page is the first `limit` rows after a position
 (a cursor's, app/services/cursors.py), which the index of that sort finds at once
 however deep the page. `offset` still works, the slow way: the row before the
 offset is found first, reading only the sort's index when the filters allow
-(an index-only scan), then the page is read after it like a cursor's.
+(an index-only scan), then the page is read after it like a cursor's. The list
+of all items finds a deep offset's row by its rank anchors instead, exactly and
+without the walk (app/services/item_ranks.py).
 
 A filter no index serves well at scale (a substring, `q`: a trigram index is
 fast for rare trigrams, but reads its whole posting lists for common ones) may
@@ -134,6 +136,9 @@ class ListSQL:
     # Whether filters narrow the list (beyond its scope).
     filtered: bool
     scan: ScanSQL | None = None
+    # The row at `offset` by rank anchors (item_ranks.key_at_offset_sql), for an
+    # offset of at least LIST_RANK_SPACING; None: the list has none.
+    anchored_key_at_offset: str | None = None
 
 
 def _python_type(column_type: TypeEngine[Any]) -> type:
@@ -180,6 +185,7 @@ def list_sql(
     order: SortOrder,
     filtered: bool = False,
     scan_first: ScanFirst | None = None,
+    anchored_key_at_offset: str | None = None,
 ) -> ListSQL:
     """`statement`'s rows sorted (ties broken by id, so pages never overlap), and
     the statements that page through and count them. `filtered`: the statement
@@ -208,6 +214,7 @@ def list_sql(
         estimate="EXPLAIN (FORMAT JSON) " + driver_sql(matches),
         filtered=filtered,
         scan=None if scan_first is None else _scan_sql(scan_first, model=model, order=order),
+        anchored_key_at_offset=anchored_key_at_offset,
     )
 
 
@@ -224,6 +231,7 @@ async def _start(
     values: dict[str, Any],
     params: PageParams,
     fingerprint: str,
+    settings: Settings,
 ) -> cursors.Position | None:
     """Where the page starts: after the cursor's row, or after the row before the
     offset; None for the first page (or an offset past the end: no row)."""
@@ -231,7 +239,21 @@ async def _start(
         return cursors.decode(params.cursor, list_fingerprint=fingerprint, key_type=sql.key_type)
     if not params.offset:
         return None
-    rows = await _fetch_all(connection, sql.key_at_offset, {**values, "offset": params.offset - 1})
+    before = {**values, "offset": params.offset - 1}
+    if sql.anchored_key_at_offset is not None and params.offset > settings.LIST_RANK_SPACING:
+        anchored = await _fetch_all(
+            connection,
+            sql.anchored_key_at_offset,
+            {**before, "max_changes": settings.LIST_RANK_MAX_CHANGES},
+        )
+        # No row: no anchors, or too many changes since they were built.
+        if anchored:
+            found = anchored[0]
+            if not 0 <= found["position"] < found["total"]:
+                return None  # past the end
+            if found["id"] is not None:
+                return _position(sql, found)
+    rows = await _fetch_all(connection, sql.key_at_offset, before)
     return _position(sql, rows[0]) if rows else None
 
 
@@ -324,7 +346,12 @@ async def paginate(
     fingerprint = cursors.fingerprint(list_name=sql.name, sort=sql.order.spec, values=values)
     async with reader.connection() as connection:
         start = await _start(
-            connection, sql=sql, values=values, params=params, fingerprint=fingerprint
+            connection,
+            sql=sql,
+            values=values,
+            params=params,
+            fingerprint=fingerprint,
+            settings=settings,
         )
         if start is None and params.offset:  # past the last row
             rows = []

@@ -123,6 +123,32 @@ class DatabaseSettings(SettingsGroup):
         gt=0,
     )
 
+    LIST_RANK_SPACING: int = setting(
+        10_000,
+        "The list of all items keeps every this-many-th item of each sort as an anchor "
+        "(built by the sweep), so a deep `offset` walks at most about this many index "
+        "entries from the nearest one instead of all it skips; smaller offsets are "
+        "walked from the start. Applies at the next build.",
+        ge=1,
+    )
+
+    LIST_RANK_MAX_CHANGES: int = setting(
+        20_000,
+        "Item changes (inserts, deletes, sort-column updates) logged since the anchors "
+        "were built up to which a deep `offset` still uses them (each such page reads "
+        "the whole log); past it offsets are walked again. The sweep builds the "
+        "anchors again once the log holds half this many.",
+        ge=0,
+    )
+
+    LIST_RANK_MIN_ROWS: int = setting(
+        100_000,
+        "The sweep builds the items' rank anchors only once the table holds about "
+        "this many rows (the planner's estimate): below it, walking an offset is "
+        "fast enough.",
+        ge=0,
+    )
+
     @field_validator("POSTGRES_URL")
     @classmethod
     def _check_host_port(cls, value: str) -> str:
