@@ -79,6 +79,9 @@ class ListCase:
     before_ms: float | None = None
     # Measured with the `next` of the page these params read, as `cursor`.
     follows_cursor: bool = False
+    # Whether issue 21's 50 ms applies; a case of our own is measured and shown
+    # beside the issue's, without a target.
+    targeted: bool = True
 
 
 def cases(*, items: int, users: int) -> list[ListCase]:
@@ -93,8 +96,9 @@ def cases(*, items: int, users: int) -> list[ListCase]:
         ListCase("admin: first page", "admin", {}, 892),
         ListCase(f"admin: offset {items // 2:,}", "admin", {"offset": items // 2}, 2960),
         ListCase(f"admin: q={SEARCH}", "admin", {"q": SEARCH}, 5922),
-        # No match among the newest rows: the trigram index answers, not the window.
-        ListCase(f"admin: q={rare_search}", "admin", {"q": rare_search}),
+        # No match among the newest rows: the trigram index answers, not the window,
+        # and reads the posting lists of trigrams every row has ("num", "umb"...).
+        ListCase(f"admin: q={rare_search}", "admin", {"q": rare_search}, targeted=False),
         ListCase(f"admin: tag={TAG}", "admin", {"tag": TAG}, 1890),
         ListCase("admin: sort=price", "admin", {"sort": "price"}, 851),
         ListCase(
@@ -119,8 +123,8 @@ class Measured:
         return statistics.median(self.milliseconds)
 
     @property
-    def met(self) -> bool:
-        return self.median_ms <= TARGET_MS
+    def met(self) -> bool | None:
+        return self.median_ms <= TARGET_MS if self.case.targeted else None
 
 
 @dataclass(frozen=True)
@@ -327,9 +331,11 @@ def format_table(title: str, measured: list[Measured]) -> str:
     for found in measured:
         before = f"{found.case.before_ms:,.0f}" if found.case.before_ms else "—"
         total = f"{found.total:,}" + ("" if found.total_exact else " (estimate)")
+        target = f"≤ {TARGET_MS:g}" if found.case.targeted else "—"
+        met = {True: "yes", False: "NO", None: "—"}[found.met]
         lines.append(
             f"{found.case.name:38} {before:>10} {found.median_ms:>10.1f} "
-            f"{'≤ ' + format(TARGET_MS, 'g'):>9} {'yes' if found.met else 'NO':>4}  {total}"
+            f"{target:>9} {met:>4}  {total}"
         )
     return "\n".join(lines)
 
@@ -355,7 +361,7 @@ def as_json(title: str, options: Options, host: dict[str, Any], measured: list[M
                 "median_ms": round(found.median_ms, 2),
                 "min_ms": round(min(found.milliseconds), 2),
                 "max_ms": round(max(found.milliseconds), 2),
-                "target_ms": TARGET_MS,
+                "target_ms": TARGET_MS if found.case.targeted else None,
                 "met": found.met,
                 "total": found.total,
                 "total_exact": found.total_exact,
