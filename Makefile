@@ -52,9 +52,13 @@ install: $(BIN)/python $(OIDC_PROVIDER) $(PROMTOOL) ## Create .venv with the app
 dev: install .env ## Run the API on http://127.0.0.1:8000 with reload (embedded Postgres if none answers)
 	$(BIN)/python -m app.main
 
+# One pytest worker per CPU (pytest-xdist), each with its own embedded Postgres:
+# the suite is ~1.8x faster on 2 cores. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= logical
+
 .PHONY: test
 test: install test-tools ## Run the app's test suite against a real (embedded) Postgres
-	$(BIN)/pytest tests --ignore=tests/stack
+	$(BIN)/pytest tests --ignore=tests/stack --numprocesses=$(TEST_WORKERS)
 
 # PgBouncer, Debian's package, for tests/database/test_pgbouncer.py (the suite
 # starts its own). Installing needs root; without it those tests fail, saying so.
