@@ -167,12 +167,20 @@ def test_every_replica_traefik_and_postgres_are_scraped(metrics_stack: Stack) ->
         "each replica's request counts in Prometheus", requests_per_replica, timeout=60, interval=2
     )
     pg_up = prometheus(stack, "/api/v1/query", query="pg_up")["result"]
+
+    def traefik_requests() -> list[dict[str, Any]] | None:
+        # Traefik's series for the requests above exist from its next scrape on.
+        result: list[dict[str, Any]] = prometheus(
+            stack,
+            "/api/v1/query",
+            query='sum(traefik_entrypoint_requests_total{entrypoint="websecure"})',
+        )["result"]
+        return result or None
+
+    traefik = stack.wait_until(
+        "Traefik's request count in Prometheus", traefik_requests, timeout=60, interval=2
+    )
     names = prometheus(stack, "/api/v1/label/__name__/values", **{"match[]": '{job="traefik"}'})
-    traefik = prometheus(
-        stack,
-        "/api/v1/query",
-        query='sum(traefik_entrypoint_requests_total{entrypoint="websecure"})',
-    )["result"]
     record_figures(
         "prometheus targets",
         {
