@@ -110,6 +110,23 @@ class Report:
     extra: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def paired_ratio(self, scenario: str, system: str, other: str) -> float:
+        """The median, over rounds, of `system`'s req/s ÷ `other`'s in the same
+        round. Each round runs the two back to back, so a slow spell of the machine
+        (another job, a frequency change) lowers both of a pair and cancels out,
+        where a ratio of the two medians would compare runs minutes apart."""
+        by_round: dict[tuple[str, int], float] = {
+            (run.system, run.round): run.result.rps
+            for run in self.runs
+            if run.scenario == scenario and run.system in (system, other)
+        }
+        ratios = [
+            ratio(rps, by_round[(other, round_)])
+            for (owner, round_), rps in by_round.items()
+            if owner == system and (other, round_) in by_round
+        ]
+        return statistics.median(ratios) if ratios else 0.0
+
     def summary(self, scenario: str, system: str) -> Summary | None:
         results = [
             run.result for run in self.runs if run.scenario == scenario and run.system == system
@@ -175,24 +192,6 @@ class Report:
             **self.extra,
             "notes": self.notes,
         }
-
-
-def paired_ratio(report: "Report", scenario: str, system: str, other: str) -> float:
-    """The median, over rounds, of `system`'s req/s ÷ `other`'s in the same round.
-    Each round runs the two back to back, so a slow spell of the machine (another
-    job, a frequency change) lowers both of a pair and cancels out, where a ratio
-    of the two medians would compare runs minutes apart."""
-    by_round: dict[tuple[str, int], float] = {
-        (run.system, run.round): run.result.rps
-        for run in report.runs
-        if run.scenario == scenario and run.system in (system, other)
-    }
-    ratios = [
-        ratio(rps, by_round[(other, round_)])
-        for (owner, round_), rps in by_round.items()
-        if owner == system and (other, round_) in by_round
-    ]
-    return statistics.median(ratios) if ratios else 0.0
 
 
 def ratio(numerator: float, denominator: float) -> float:

@@ -15,7 +15,6 @@ from bench.report import (
     Report,
     Run,
     format_table,
-    paired_ratio,
     write_json,
 )
 from bench.wrk import WrkResult
@@ -110,7 +109,7 @@ def test_ratios_between_systems_pair_the_runs_of_each_round() -> None:
     runs.append(Run("S1", APP, 3, result(2_000.0)))  # no partner: left out
     report = Report(title="test", machine={}, protocol={}, runs=runs)
 
-    paired = paired_ratio(report, "S1", APP, METRICS_OFF)
+    paired = report.paired_ratio("S1", APP, METRICS_OFF)
 
     assert paired == pytest.approx(sorted(app / off for app, off in rounds)[1])
     # The ratio of the medians would compare round 2's app with round 0's other.
